@@ -1,0 +1,99 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/millrace/millrace/pkg/config"
+	"github.com/millrace/millrace/pkg/logging"
+)
+
+// On AMQP a topic is a durable fanout exchange of the same name, and each
+// consumer group a durable queue "<topic>.<group>" bound to it: instances of
+// one group share (compete on) that queue, and every group's queue gets a
+// copy of every event. Watermill's durable preset would name the queue after
+// the topic alone and put every group on one queue, so the name is set here.
+
+// QueueName is the queue of group on topic.
+func QueueName(topic, group string) string {
+	return topic + "." + group
+}
+
+func amqpConfig(cfg config.Config, group string) amqp.Config {
+	c := amqp.NewDurablePubSubConfig(cfg.AMQP.URL, func(topic string) string {
+		return QueueName(topic, group)
+	})
+	c.Marshaler = marshaler{}
+	c.Publish.ConfirmDelivery = true
+	c.Publish.ChannelPoolSize = cfg.AMQP.PublishChannels
+	c.Consume.Qos.PrefetchCount = cfg.AMQP.Prefetch
+
+	return c
+}
+
+func newAMQPPublisher(ctx context.Context, cfg config.Config, logger *slog.Logger) (*amqp.Publisher, error) {
+	logger = logger.With("backend", "amqp", "broker_url", config.RedactURL(cfg.AMQP.URL))
+	c := amqpConfig(cfg, "")
+
+	pub, err := connectWithRetry(ctx, cfg.AMQP.ConnectTimeout, logger, func() (*amqp.Publisher, error) {
+		return amqp.NewPublisher(c, logging.Watermill(logger))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to AMQP broker %s: %w", config.RedactURL(cfg.AMQP.URL), err)
+	}
+
+	if err := declareAMQPTopology(pub.Connection(), c, cfg.Topic, cfg.Groups); err != nil {
+		_ = pub.Close()
+
+		return nil, err
+	}
+	logger.Info("connected to broker", "topic", cfg.Topic, "groups", cfg.Groups)
+
+	return pub, nil
+}
+
+func newAMQPSubscriber(ctx context.Context, cfg config.Config, group string, logger *slog.Logger) (*amqp.Subscriber, error) {
+	logger = logger.With("backend", "amqp", "broker_url", config.RedactURL(cfg.AMQP.URL))
+	c := amqpConfig(cfg, group)
+
+	sub, err := connectWithRetry(ctx, cfg.AMQP.ConnectTimeout, logger, func() (*amqp.Subscriber, error) {
+		return amqp.NewSubscriber(c, logging.Watermill(logger))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to AMQP broker %s: %w", config.RedactURL(cfg.AMQP.URL), err)
+	}
+	logger.Info("connected to broker", "topic", cfg.Topic, "queue", QueueName(cfg.Topic, group))
+
+	return sub, nil
+}
+
+// declareAMQPTopology creates the topic's exchange and every group's queue,
+// bound to it, so that an event published before a group's first instance
+// starts waits in that group's queue instead of being dropped.
+func declareAMQPTopology(conn *amqp091.Connection, c amqp.Config, topic string, groups []string) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("opening channel to declare topology: %w", err)
+	}
+	defer ch.Close()
+
+	exchange := c.Exchange.GenerateName(topic)
+	if err := ch.ExchangeDeclare(exchange, c.Exchange.Type, c.Exchange.Durable, false, false, false, nil); err != nil {
+		return fmt.Errorf("declaring exchange %s: %w", exchange, err)
+	}
+	for _, group := range groups {
+		queue := QueueName(topic, group)
+		if _, err := ch.QueueDeclare(queue, c.Queue.Durable, false, false, false, c.Queue.Arguments); err != nil {
+			return fmt.Errorf("declaring queue %s: %w", queue, err)
+		}
+		if err := ch.QueueBind(queue, c.QueueBind.GenerateRoutingKey(topic), exchange, false, nil); err != nil {
+			return fmt.Errorf("binding queue %s to exchange %s: %w", queue, exchange, err)
+		}
+	}
+
+	return nil
+}

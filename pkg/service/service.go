@@ -1,0 +1,64 @@
+// Package service holds what every millrace binary does the same way at its
+// edges: flags, configuration, logging, signals and the exit code.
+package service
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/millrace/millrace/pkg/config"
+	"github.com/millrace/millrace/pkg/logging"
+)
+
+// RunFunc is a service's startup script. It returns when ctx ends and the
+// service has shut down, or when it cannot go on.
+type RunFunc func(ctx context.Context, cfg config.Config, logger *slog.Logger) error
+
+// Main runs a service until SIGINT or SIGTERM and exits non-zero, with one
+// line on stderr, if it fails. It never returns.
+func Main(name string, run RunFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Run(ctx, name, os.Args[1:], os.Environ(), os.Stderr, run)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+// Run parses args, loads the configuration, builds the logger and calls run.
+func Run(ctx context.Context, name string, args, environ []string, stderr io.Writer, run RunFunc) error {
+	flags := flag.NewFlagSet(name, flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	configFile := flags.String("config", "",
+		"configuration file (default: $"+config.EnvFile+", else "+config.DefaultFile+" when present)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+
+	cfg, file, err := config.Load(*configFile, environ)
+	if err != nil {
+		return err
+	}
+
+	logger := logging.New(cfg.Log, stderr, name)
+	if file == "" {
+		file = "built-in defaults"
+	}
+	logger.Info("starting", "config_file", file, "config", cfg)
+
+	if err := run(ctx, cfg, logger); err != nil {
+		logger.Error("stopped with error", "error", err)
+
+		return err
+	}
+	logger.Info("stopped")
+
+	return nil
+}

@@ -1,0 +1,70 @@
+// Command publisher is the HTTP edge: POST /stuff turns the request body into
+// one event, published through Watermill to every consumer group.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/millrace/millrace/pkg/broker"
+	"github.com/millrace/millrace/pkg/config"
+	"github.com/millrace/millrace/pkg/service"
+)
+
+func main() {
+	service.Main("publisher", run)
+}
+
+func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	pub, err := broker.NewPublisher(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := pub.Close(); err != nil {
+			logger.Error("closing publisher", "error", err)
+		}
+	}()
+
+	ln, err := net.Listen("tcp", cfg.Publisher.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Publisher.Listen, err)
+	}
+
+	srv := &http.Server{
+		Handler:           newServer(cfg, pub, logger),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      cfg.Publisher.PublishTimeout + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("accepting requests", "address", ln.Addr().String())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving HTTP: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Stop taking requests and let those in flight get their confirm; the
+	// deferred Close then disconnects from the broker.
+	logger.Info("shutting down", "timeout", cfg.Publisher.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Publisher.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutting down HTTP: %w", err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving HTTP: %w", err)
+	}
+
+	return nil
+}
