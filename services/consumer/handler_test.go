@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+func TestHandlerPrintsTheSeedLine(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name, payload, want string
+	}{
+		{name: "plain text", payload: "Hello World", want: "Consumer (Instance: 4242) received: Hello World\n"},
+		{name: "form-encoded text stays as sent", payload: "a=1&b=x+y", want: "Consumer (Instance: 4242) received: a=1&b=x+y\n"},
+		{name: "unicode", payload: "héllo 日本 🎉", want: "Consumer (Instance: 4242) received: héllo 日本 🎉\n"},
+		{name: "newlines are printed as sent", payload: "one\ntwo", want: "Consumer (Instance: 4242) received: one\ntwo\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+
+			if err := newHandler(&out, 4242)(message.NewMessage("id-1", []byte(tt.payload))); err != nil {
+				t.Fatalf("handler returned %v", err)
+			}
+			if out.String() != tt.want {
+				t.Errorf("printed %q, want %q", out.String(), tt.want)
+			}
+		})
+	}
+}
