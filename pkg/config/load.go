@@ -54,7 +54,7 @@ func Load(path string, environ []string) (Config, string, error) {
 		return Config{}, path, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, path, fmt.Errorf("invalid config:\n%w", err)
+		return Config{}, path, fmt.Errorf("invalid config:\n%w", bulleted{err})
 	}
 
 	return cfg, path, nil
@@ -113,7 +113,7 @@ func applyEnv(cfg *Config, env map[string]string) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("invalid environment:\n%w", errors.Join(errs...))
+		return fmt.Errorf("invalid environment:\n%w", bulleted{errors.Join(errs...)})
 	}
 
 	return nil
@@ -205,3 +205,12 @@ func (c Config) LogValue() slog.Value {
 
 	return slog.GroupValue(attrs...)
 }
+
+// bulleted prints each of a joined error's lines as a list item.
+type bulleted struct{ error }
+
+func (b bulleted) Error() string {
+	return "  - " + strings.ReplaceAll(b.error.Error(), "\n", "\n  - ")
+}
+
+func (b bulleted) Unwrap() error { return b.error }

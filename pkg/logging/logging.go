@@ -16,7 +16,7 @@ import (
 // instance on every line. cfg must have been validated.
 func New(cfg config.LogConfig, w io.Writer, service string) *slog.Logger {
 	level, _ := config.ParseLevel(cfg.Level)
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: errorsAsText}
 
 	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.Format == "json" {
@@ -24,6 +24,17 @@ func New(cfg config.LogConfig, w io.Writer, service string) *slog.Logger {
 	}
 
 	return slog.New(h).With("service", service, "instance", Instance())
+}
+
+// errorsAsText logs an error attribute as its message. slog formats values
+// with %+v, which makes errors from github.com/pkg/errors (Watermill's) print
+// a stack trace of source paths on every line.
+func errorsAsText(_ []string, a slog.Attr) slog.Attr {
+	if err, ok := a.Value.Any().(error); ok && a.Value.Kind() == slog.KindAny {
+		return slog.String(a.Key, err.Error())
+	}
+
+	return a
 }
 
 // Instance names this process among the instances of its service: its PID,

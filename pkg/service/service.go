@@ -4,6 +4,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,7 +28,9 @@ func Main(name string, run RunFunc) {
 	err := Run(ctx, name, os.Args[1:], os.Environ(), os.Stderr, run)
 	stop()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		if !errors.As(err, new(loggedError)) {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		}
 		os.Exit(1)
 	}
 }
@@ -56,9 +59,14 @@ func Run(ctx context.Context, name string, args, environ []string, stderr io.Wri
 	if err := run(ctx, cfg, logger); err != nil {
 		logger.Error("stopped with error", "error", err)
 
-		return err
+		return loggedError{err}
 	}
 	logger.Info("stopped")
 
 	return nil
 }
+
+// loggedError is an error the service's logger has already reported.
+type loggedError struct{ error }
+
+func (e loggedError) Unwrap() error { return e.error }
