@@ -201,3 +201,48 @@ func assertOneQueuePerType(t *testing.T, amqpURL, topic string, groups []string)
 		t.Errorf("queues for topic %s = %v, want exactly %v", topic, got, want)
 	}
 }
+
+func TestPostingAgainGoesToTheOtherIdleInstanceOfEachType(t *testing.T) {
+	amqpURL := brokertest.RequireAMQP(t)
+	topic := brokertest.Topic(t)
+	groups := []string{"consumer", "extraspecialconsumer"}
+	brokertest.DeleteAMQPTopology(t, amqpURL, topic,
+		broker.QueueName(topic, groups[0]), broker.QueueName(topic, groups[1]))
+
+	addr := freeAddr(t)
+	env := []string{"MILLRACE_AMQP_URL=" + amqpURL, "MILLRACE_TOPIC=" + topic, "MILLRACE_PUBLISHER_LISTEN=" + addr}
+	start(t, "publisher", "publisher", env...)
+	instances := map[string][]*process{}
+	for _, group := range groups {
+		for i := 1; i <= 2; i++ {
+			instances[group] = append(instances[group], start(t, fmt.Sprintf("%s-%d", group, i), group, env...))
+		}
+		queue := broker.QueueName(topic, group)
+		eventually(t, 30*time.Second, "2 consumers on "+queue, func() bool {
+			n, err := consumerCount(amqpURL, queue)
+
+			return err == nil && n == 2
+		})
+	}
+
+	// As in the README: Hello World, then Hello Jack once it has been handled.
+	for _, body := range []string{"Hello World", "Hello Jack"} {
+		postAll(t, addr, []string{body})
+		for _, group := range groups {
+			eventually(t, 30*time.Second, group+" to handle "+body, func() bool {
+				return len(handled(t, instances[group])[body]) > 0
+			})
+		}
+	}
+
+	for _, group := range groups {
+		byBody := handled(t, instances[group])
+		world, jack := byBody["Hello World"], byBody["Hello Jack"]
+		if len(world) != 1 || len(jack) != 1 {
+			t.Fatalf("%s: Hello World handled by %v, Hello Jack by %v; want one instance each", group, world, jack)
+		}
+		if world[0] == jack[0] {
+			t.Errorf("%s: instance %d handled both events; the idle other instance should take the second", group, world[0])
+		}
+	}
+}
