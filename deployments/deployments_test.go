@@ -5,6 +5,7 @@
 package deployments_test
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -23,4 +24,14 @@ func repoRoot(t *testing.T) string {
 
 func itoa[T ~int | ~int32 | ~uint32](n T) string {
 	return strconv.Itoa(int(n))
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	return data
 }

@@ -113,16 +113,6 @@ func loadManifests(t *testing.T) manifests {
 	return m
 }
 
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	return data
-}
-
 func TestKubernetesManifests(t *testing.T) {
 	m := loadManifests(t)
 
