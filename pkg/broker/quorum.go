@@ -16,6 +16,12 @@ const queueTypeArg = "x-queue-type"
 // queueArguments are the arguments every consumer group's queue is declared
 // with. A classic queue is declared without x-queue-type, as before the
 // setting existed, so queues made by earlier versions still match.
+//
+// Warning: from RabbitMQ 4.0 a quorum queue drops an event, or dead-letters it
+// if a policy names a dead-letter exchange, once its x-delivery-count passes
+// the default delivery limit of 20; up to 4.2 every nack of a failing handler
+// counts. Nothing here sets a limit or a dead-letter exchange: that is left to
+// broker policy.
 func queueArguments(queueType string) amqp091.Table {
 	if queueType == config.QueueQuorum {
 		return amqp091.Table{queueTypeArg: config.QueueQuorum}
