@@ -195,9 +195,11 @@ func TestDeliveryAttempt(t *testing.T) {
 		// want is the delivery_attempt of the first three deliveries of one
 		// event that is nacked twice; "" where the broker does not count.
 		want []string
+		// wantHeader is the broker's x-delivery-count header on each.
+		wantHeader []string
 	}{
-		{"a quorum queue counts every delivery", config.QueueQuorum, []string{"1", "2", "3"}},
-		{"a classic queue only tells the first delivery", config.QueueClassic, []string{"1", "", ""}},
+		{"a quorum queue counts every delivery", config.QueueQuorum, []string{"1", "2", "3"}, []string{"", "1", "2"}},
+		{"a classic queue only tells the first delivery", config.QueueClassic, []string{"1", "", ""}, []string{"", "", ""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,7 +213,7 @@ func TestDeliveryAttempt(t *testing.T) {
 				t.Fatalf("publishing: %v", err)
 			}
 
-			var got, redelivered []string
+			var got, headers, redelivered []string
 			deadline := time.After(20 * time.Second)
 			for len(got) < len(tt.want) {
 				select {
@@ -220,6 +222,7 @@ func TestDeliveryAttempt(t *testing.T) {
 						t.Fatalf("got event %s, want %s", msg.UUID, sent.UUID)
 					}
 					got = append(got, msg.Metadata.Get(events.MetaDeliveryAttempt))
+					headers = append(headers, msg.Metadata.Get("x-delivery-count"))
 					redelivered = append(redelivered, msg.Metadata.Get(events.MetaRedelivered))
 					if len(got) < len(tt.want) {
 						msg.Nack()
@@ -233,6 +236,9 @@ func TestDeliveryAttempt(t *testing.T) {
 
 			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
 				t.Errorf("delivery_attempt = %q, want %q", got, tt.want)
+			}
+			if strings.Join(headers, ",") != strings.Join(tt.wantHeader, ",") {
+				t.Errorf("x-delivery-count = %q, want %q", headers, tt.wantHeader)
 			}
 			if want := "false,true,true"; strings.Join(redelivered, ",") != want {
 				t.Errorf("redelivered = %q, want %q", redelivered, want)
