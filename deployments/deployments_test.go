@@ -1,8 +1,8 @@
 // Package deployments_test checks the deployment files with the parsers of
 // the tools that read them: Compose files load and validate with compose-go,
 // Kubernetes manifests, and what Kustomize renders from them, decode strictly
-// into the k8s.io/api types, and the
-// Dockerfile parses with BuildKit's parser and its build script builds.
+// into the k8s.io/api types, and the Dockerfile parses with BuildKit's parser
+// and its build script builds.
 package deployments_test
 
 import (
