@@ -31,6 +31,7 @@ func amqpConfig(cfg config.Config, group string) amqp.Config {
 	c.Publish.ConfirmDelivery = true
 	c.Publish.ChannelPoolSize = cfg.AMQP.PublishChannels
 	c.Consume.Qos.PrefetchCount = cfg.AMQP.Prefetch
+	c.Queue.Arguments = queueArguments(cfg.AMQP.QueueType)
 
 	return c
 }
@@ -66,7 +67,16 @@ func newAMQPSubscriber(ctx context.Context, cfg config.Config, group string, log
 	if err != nil {
 		return nil, fmt.Errorf("connecting to AMQP broker %s: %w", config.RedactURL(cfg.AMQP.URL), err)
 	}
-	logger.Info("connected to broker", "topic", cfg.Topic, "queue", QueueName(cfg.Topic, group))
+
+	// Watermill declares the queue only on Subscribe, where a queue of the
+	// wrong type would surface as an opaque router error; declare it here.
+	if err := declareAMQPTopology(sub.Connection(), c, cfg.Topic, []string{group}); err != nil {
+		_ = sub.Close()
+
+		return nil, err
+	}
+	logger.Info("connected to broker", "topic", cfg.Topic, "queue", QueueName(cfg.Topic, group),
+		"queue_type", cfg.AMQP.QueueType)
 
 	return sub, nil
 }
@@ -88,7 +98,7 @@ func declareAMQPTopology(conn *amqp091.Connection, c amqp.Config, topic string, 
 	for _, group := range groups {
 		queue := QueueName(topic, group)
 		if _, err := ch.QueueDeclare(queue, c.Queue.Durable, false, false, false, c.Queue.Arguments); err != nil {
-			return fmt.Errorf("declaring queue %s: %w", queue, err)
+			return queueDeclareError(queue, err)
 		}
 		if err := ch.QueueBind(queue, c.QueueBind.GenerateRoutingKey(topic), exchange, false, nil); err != nil {
 			return fmt.Errorf("binding queue %s to exchange %s: %w", queue, exchange, err)

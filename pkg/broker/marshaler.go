@@ -55,8 +55,8 @@ func (marshaler) Unmarshal(d amqp091.Delivery) (*message.Message, error) {
 	}
 
 	msg.Metadata.Set(events.MetaRedelivered, strconv.FormatBool(d.Redelivered))
-	// Quorum queues count earlier deliveries in x-delivery-count.
-	if n, ok := d.Headers["x-delivery-count"].(int64); ok {
+	// Quorum queues count earlier deliveries (see earlierDeliveries).
+	if n, ok := earlierDeliveries(d.Headers); ok {
 		msg.Metadata.Set(events.MetaDeliveryAttempt, strconv.FormatInt(n+1, 10))
 	} else if !d.Redelivered {
 		msg.Metadata.Set(events.MetaDeliveryAttempt, "1")

@@ -50,6 +50,10 @@ type AMQPConfig struct {
 	// PublishChannels is the size of the publisher's pool of confirm channels,
 	// which bounds how many publishes wait for a broker confirm at once. Default 16.
 	PublishChannels int `yaml:"publish_channels"`
+	// QueueType is the type of every consumer group's queue: "classic", or
+	// "quorum" for queues replicated across the nodes of a RabbitMQ cluster.
+	// RabbitMQ cannot change the type of an existing queue. Default "classic".
+	QueueType string `yaml:"queue_type"`
 }
 
 // PublisherConfig configures the HTTP publisher service.
@@ -106,6 +110,7 @@ func Default() Config {
 			ConnectTimeout:  30 * time.Second,
 			Prefetch:        1,
 			PublishChannels: 16,
+			QueueType:       QueueClassic,
 		},
 		Publisher: PublisherConfig{
 			Listen:          "127.0.0.1:8000",
@@ -161,6 +166,9 @@ func (c Config) Validate() error {
 			bad("amqp.publish_channels", "must be at least 1, got %d", c.AMQP.PublishChannels)
 		}
 		positive(&errs, "amqp.connect_timeout", c.AMQP.ConnectTimeout)
+		if !slices.Contains(QueueTypes, c.AMQP.QueueType) {
+			bad("amqp.queue_type", "%q is not supported (valid: %s)", c.AMQP.QueueType, strings.Join(QueueTypes, ", "))
+		}
 	}
 
 	if _, _, err := net.SplitHostPort(c.Publisher.Listen); err != nil {

@@ -41,7 +41,13 @@ func Run(ctx context.Context, name string, args, environ []string, stderr io.Wri
 	flags.SetOutput(stderr)
 	configFile := flags.String("config", "",
 		"configuration file (default: $"+config.EnvFile+", else "+config.DefaultFile+" when present)")
+	showVersion := flags.Bool("version", false, "print the version on stdout and exit")
 	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if *showVersion {
+		_, err := fmt.Fprintln(os.Stdout, name, Version)
+
 		return err
 	}
 
@@ -54,7 +60,7 @@ func Run(ctx context.Context, name string, args, environ []string, stderr io.Wri
 	if file == "" {
 		file = "built-in defaults"
 	}
-	logger.Info("starting", "config_file", file, "config", cfg)
+	logger.Info("starting", "version", Version, "config_file", file, "config", cfg)
 
 	if err := run(ctx, cfg, logger); err != nil {
 		logger.Error("stopped with error", "error", err)
