@@ -26,6 +26,10 @@ const (
 )
 
 // EventMetrics counts and times the events a consumer instance handles.
+//
+// Warning: the end-to-end latency subtracts the publisher's clock
+// (published_at) from the consumer's; on separate hosts their skew is part
+// of the figure, and a consumer clock behind the publisher's counts as 0.
 type EventMetrics struct {
 	handled  *prometheus.CounterVec
 	retries  *prometheus.CounterVec
@@ -101,7 +105,7 @@ func (m *EventMetrics) finish(group string, msg *message.Message, st *attemptSta
 		m.handled.WithLabelValues(group, ResultOK).Inc()
 		attrs := []any{"duration", took, "attempts", st.attempts}
 		if at, ok := events.PublishedAt(msg); ok {
-			e2e := time.Since(at)
+			e2e := max(time.Since(at), 0)
 			m.endToEnd.WithLabelValues(group).Observe(e2e.Seconds())
 			attrs = append(attrs, "end_to_end", e2e)
 		}
