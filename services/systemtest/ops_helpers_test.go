@@ -362,3 +362,13 @@ func (p *opsProxy) Restore() {
 	defer p.mu.Unlock()
 	p.cut = false
 }
+
+// histogramSum adds up the sum of every series of a histogram family.
+func histogramSum(families map[string]*dto.MetricFamily, name string) float64 {
+	var sum float64
+	for _, m := range families[name].GetMetric() {
+		sum += m.GetHistogram().GetSampleSum()
+	}
+
+	return sum
+}

@@ -118,8 +118,12 @@ func TestOperatingTheServices(t *testing.T) {
 			if got := c.sum(t, typ, "millrace_handler_execution_time_seconds", nil); got != n {
 				t.Errorf("%s: millrace_handler_execution_time_seconds has %v samples, want %d", typ, got, n)
 			}
-			t.Logf("%s: %v events handled, %v end-to-end samples over %d instances",
-				typ, handled, e2e, len(c.adminURLs[typ]))
+			var seconds float64
+			for _, u := range c.adminURLs[typ] {
+				seconds += histogramSum(scrape(t, u), "millrace_event_end_to_end_seconds")
+			}
+			t.Logf("%s: %v events handled, %v end-to-end samples over %d instances, mean end-to-end %.1f ms",
+				typ, handled, e2e, len(c.adminURLs[typ]), seconds/e2e*1000)
 		}
 
 		pub := scrape(t, c.publisherURL)
