@@ -134,7 +134,12 @@ func (p *opsProc) records(t *testing.T) []map[string]any {
 }
 
 // waitRecord polls the logs for the first record for which match is true.
-func (p *opsProc) waitRecord(t *testing.T, timeout time.Duration, what string, match func(map[string]any) bool) map[string]any {
+func (p *opsProc) waitRecord(
+	t *testing.T,
+	timeout time.Duration,
+	what string,
+	match func(map[string]any) bool,
+) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

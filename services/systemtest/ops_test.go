@@ -139,7 +139,7 @@ func TestOperatingTheServices(t *testing.T) {
 		}
 	})
 
-	t.Run("a correlation ID sent in the request comes back and is in every type's log lines for the event", func(t *testing.T) {
+	t.Run("a correlation ID sent in the request is answered and logged by every type", func(t *testing.T) {
 		tests := []struct {
 			name   string
 			header string
