@@ -77,6 +77,10 @@ type ConsumerConfig struct {
 	// to finish after a shutdown signal. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	Retry           RetryConfig   `yaml:"retry"`
+	// AdminListen is the address of an instance's admin HTTP server
+	// (/metrics, /healthz, /readyz). Default "127.0.0.1:0": a free loopback
+	// port, logged at start, so that any number of instances fit on one host.
+	AdminListen string `yaml:"admin_listen"`
 }
 
 // RetryConfig is the in-process retry of a failing handler, before the event
@@ -119,6 +123,7 @@ func Default() Config {
 			ShutdownTimeout: 10 * time.Second,
 		},
 		Consumer: ConsumerConfig{
+			AdminListen:     "127.0.0.1:0",
 			ShutdownTimeout: 30 * time.Second,
 			Retry: RetryConfig{
 				MaxRetries:      3,
@@ -181,6 +186,9 @@ func (c Config) Validate() error {
 	positive(&errs, "publisher.shutdown_timeout", c.Publisher.ShutdownTimeout)
 
 	positive(&errs, "consumer.shutdown_timeout", c.Consumer.ShutdownTimeout)
+	if _, _, err := net.SplitHostPort(c.Consumer.AdminListen); err != nil {
+		bad("consumer.admin_listen", "%q is not host:port", c.Consumer.AdminListen)
+	}
 	if c.Consumer.Retry.MaxRetries < 0 {
 		bad("consumer.retry.max_retries", "must not be negative, got %d", c.Consumer.Retry.MaxRetries)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/millrace/millrace/pkg/broker"
 	"github.com/millrace/millrace/pkg/config"
 	"github.com/millrace/millrace/pkg/logging"
+	"github.com/millrace/millrace/pkg/observe"
 )
 
 // Run handles the configured topic's events with handle, as a member of
@@ -28,15 +29,24 @@ func Run(
 ) error {
 	logger = logger.With("group", group)
 
+	// Metrics, /healthz and /readyz on the admin port, from before the
+	// broker connects until the router has drained.
+	obs, err := startObserver(cfg, group, logger)
+	if err != nil {
+		return err
+	}
+	defer obs.stop()
+
 	sub, err := broker.NewSubscriber(ctx, cfg, group, logger)
 	if err != nil {
 		return err
 	}
 
-	router, err := NewRouter(cfg, logger)
+	router, err := NewRouter(cfg, logger, obs.middleware())
 	if err != nil {
 		return err
 	}
+	obs.watch(router, sub)
 	router.AddConsumerHandler(group, cfg.Topic, sub, handle)
 
 	// The router runs on its own context: cancelling it would abandon the
@@ -67,18 +77,23 @@ func Run(
 	return closeErr
 }
 
-// NewRouter returns a router with the middleware every consumer service uses.
-func NewRouter(cfg config.Config, logger *slog.Logger) (*message.Router, error) {
+// NewRouter returns a router with the middleware every consumer service uses,
+// inside outer, which runs first (Run passes the event metrics and logs).
+func NewRouter(cfg config.Config, logger *slog.Logger, outer ...message.HandlerMiddleware) (*message.Router, error) {
 	router, err := message.NewRouter(message.RouterConfig{
 		// The subscriber already waits for in-flight events up to this
 		// timeout; the router must not give up on them first.
 		CloseTimeout: cfg.Consumer.ShutdownTimeout + cfg.Consumer.ShutdownTimeout/10,
-	}, logging.Watermill(logger))
+	}, logging.WatermillRouter(logger))
 	if err != nil {
 		return nil, fmt.Errorf("creating router: %w", err)
 	}
 
+	router.AddMiddleware(outer...)
 	router.AddMiddleware(
+		// Events a handler publishes carry the correlation ID of the event
+		// that caused them, so one request can be followed across services.
+		middleware.CorrelationID,
 		// Transient failures are retried in place with exponential backoff
 		// before the event goes back to the broker for redelivery.
 		middleware.Retry{
@@ -86,8 +101,10 @@ func NewRouter(cfg config.Config, logger *slog.Logger) (*message.Router, error) 
 			InitialInterval: cfg.Consumer.Retry.InitialInterval,
 			MaxInterval:     cfg.Consumer.Retry.MaxInterval,
 			Multiplier:      2,
-			Logger:          logging.Watermill(logger),
 		}.Middleware,
+		// Counts attempts and logs each failure that is retried; the final
+		// failure is logged once by the outer event middleware.
+		observe.Attempts,
 		// A panicking handler becomes an error, which the retry above sees,
 		// rather than a crash of the instance.
 		middleware.Recoverer,

@@ -38,6 +38,7 @@ func plainTextErrors(logger *slog.Logger) echo.HTTPErrorHandler {
 // a client error, Error with the cause for a server-side failure.
 func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		Skipper:     isProbe,
 		HandleError: true,
 		LogError:    true,
 		LogMethod:   true,
@@ -47,6 +48,7 @@ func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			attrs := []any{"method", v.Method, "path", v.URIPath, "status", v.Status,
 				"latency", v.Latency.Round(time.Microsecond)}
+			attrs = append(attrs, requestAttrs(c)...)
 			level := slog.LevelDebug
 			switch {
 			case v.Status >= http.StatusInternalServerError:

@@ -30,6 +30,8 @@ func newServer(cfg config.Config, pub message.Publisher, logger *slog.Logger) *e
 		middleware.Recover(),
 		// One structured line per request, at Debug, or Warn for a failure.
 		requestLogger(logger),
+		// X-Request-ID in, out and into the event, for following a request.
+		correlate,
 	)
 
 	h := &stuffHandler{
@@ -69,6 +71,7 @@ func (h *stuffHandler) post(c echo.Context) error {
 	}
 
 	msg := events.New(body, req.Header.Get(echo.HeaderContentType), h.now())
+	tagEvent(c, msg)
 	if err := h.publish(req.Context(), msg); err != nil {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "event not stored, try again: "+err.Error()).
 			SetInternal(err)

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,7 +153,7 @@ func TestBadRequestsGetAClearErrorAndPublishNothing(t *testing.T) {
 			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 				t.Errorf("Content-Type = %q, want text/plain", ct)
 			}
-			if n := pub.calls.Load(); n != 0 {
+			if n := pub.calls(); n != 0 {
 				t.Errorf("published %d events, want none", n)
 			}
 		})
@@ -220,18 +220,30 @@ func receive(t *testing.T, ch <-chan *message.Message) *message.Message {
 	}
 }
 
-// recordingPublisher counts publishes and fails or stalls on demand.
+// recordingPublisher keeps what it is asked to publish, and fails or stalls
+// on demand.
 type recordingPublisher struct {
-	calls atomic.Int32
 	err   error
 	delay time.Duration
+
+	mu   sync.Mutex
+	msgs []*message.Message
 }
 
-func (p *recordingPublisher) Publish(string, ...*message.Message) error {
-	p.calls.Add(1)
+func (p *recordingPublisher) Publish(_ string, msgs ...*message.Message) error {
+	p.mu.Lock()
+	p.msgs = append(p.msgs, msgs...)
+	p.mu.Unlock()
 	time.Sleep(p.delay)
 
 	return p.err
+}
+
+func (p *recordingPublisher) calls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	return len(p.msgs)
 }
 
 func (p *recordingPublisher) Close() error { return nil }

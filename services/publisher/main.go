@@ -31,13 +31,21 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		}
 	}()
 
+	// Metrics, /healthz and /readyz next to the API; publishes are timed.
+	ops, timedPub, err := newOps(cfg, pub, logger)
+	if err != nil {
+		return err
+	}
+	e := newServer(cfg, timedPub, logger)
+	ops.mount(e)
+
 	ln, err := net.Listen("tcp", cfg.Publisher.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Publisher.Listen, err)
 	}
 
 	srv := &http.Server{
-		Handler:           newServer(cfg, pub, logger),
+		Handler:           e,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      cfg.Publisher.PublishTimeout + 30*time.Second,
@@ -57,6 +65,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// Stop taking requests and let those in flight get their confirm; the
 	// deferred Close then disconnects from the broker.
 	logger.Info("shutting down", "timeout", cfg.Publisher.ShutdownTimeout)
+	ops.stopping.Store(true)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Publisher.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
