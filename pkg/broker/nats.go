@@ -21,8 +21,8 @@ import (
 	"github.com/millrace/millrace/pkg/logging"
 )
 
-// On NATS a topic is a JetStream stream holding the subject of the same name,
-// and each consumer group one durable pull consumer on that stream, shared by
+// On NATS a topic is a JetStream stream and the subject of the same name (the
+// stream name: watermill-nats publishes to the stream's name), and each consumer group one durable pull consumer on that stream, shared by
 // the group's instances: JetStream hands each event of a pull consumer to one
 // of the instances pulling from it, and every consumer sees every event.
 //
@@ -31,8 +31,8 @@ import (
 // consumer is refused (or, on older servers, takes events from the first),
 // and its default consumer is ephemeral and deleted when an instance stops.
 
-// NATSStreamName is the JetStream stream of topic. Stream names may not
-// contain '.', which topics may.
+// NATSStreamName is the JetStream stream of topic, and the subject its events
+// are published on. Stream names may not contain '.', which topics may.
 func NATSStreamName(topic string) string {
 	return "millrace_" + strings.ReplaceAll(topic, ".", "_")
 }
@@ -45,7 +45,7 @@ func NATSConsumerName(group string) string {
 func natsStreamConfig(topic string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:     NATSStreamName(topic),
-		Subjects: []string{topic},
+		Subjects: []string{NATSStreamName(topic)},
 		Storage:  jetstream.FileStorage,
 		// An event stays until every group's consumer has acked it.
 		Retention: jetstream.InterestPolicy,
@@ -55,7 +55,7 @@ func natsStreamConfig(topic string) jetstream.StreamConfig {
 func natsConsumerConfig(cfg config.Config, topic, group string) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       NATSConsumerName(group),
-		FilterSubject: topic,
+		FilterSubject: NATSStreamName(topic),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.NATS.AckWait,
