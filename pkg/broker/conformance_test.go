@@ -96,6 +96,9 @@ func TestConformance(t *testing.T) {
 
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
+			if testing.Short() && b.name != "gochannel" {
+				t.Skip("needs a running broker; run without -short")
+			}
 			t.Parallel()
 			for _, c := range cases {
 				t.Run(c.name, func(t *testing.T) {

@@ -2,13 +2,14 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	wmjetstream "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -30,6 +31,7 @@ import (
 // GroupedConsumer makes the stream a work queue, where a second group's
 // consumer is refused (or, on older servers, takes events from the first),
 // and its default consumer is ephemeral and deleted when an instance stops.
+// Its publisher is used as is; the subscriber is natsSubscriber below.
 
 // NATSStreamName is the JetStream stream of topic, and the subject its events
 // are published on. Stream names may not contain '.', which topics may.
@@ -138,34 +140,155 @@ func newNATSSubscriber(ctx context.Context, cfg config.Config, group string, log
 		return nil, err
 	}
 
-	sub, err := wmjetstream.NewSubscriber(wmjetstream.SubscriberConfig{
-		Conn:           nc,
-		Logger:         logging.Watermill(logger),
-		AckWaitTimeout: cfg.NATS.AckWait,
-		ResourceInitializer: func(ctx context.Context, js jetstream.JetStream, topic string) (
-			jetstream.Consumer, func(context.Context, watermill.LoggerAdapter), error,
-		) {
-			if err := declareNATSTopology(ctx, js, cfg, []string{group}); err != nil {
-				return nil, nil, err
-			}
-			c, err := js.Consumer(ctx, NATSStreamName(topic), NATSConsumerName(group))
-
-			// No closer: the durable consumer outlives this instance.
-			return c, nil, err
-		},
-		// Pull one event at a time, so that an instance holds no more than
-		// the one it is handling and idle instances share the rest.
-		ConsumeOptions: []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(1)},
-		Unmarshaler:    natsUnmarshaler{},
-	})
+	js, err := jetstream.New(nc)
+	if err == nil {
+		err = declareNATSTopology(ctx, js, cfg, []string{group})
+	}
 	if err != nil {
 		nc.Close()
 
-		return nil, fmt.Errorf("creating NATS subscriber: %w", err)
+		return nil, fmt.Errorf("declaring NATS topology: %w", err)
 	}
 	logger.Info("connected to broker", "topic", cfg.Topic, "consumer", NATSConsumerName(group))
 
-	return sub, nil
+	return &natsSubscriber{
+		nc:      nc,
+		js:      js,
+		cfg:     cfg,
+		group:   group,
+		logger:  logger,
+		closing: make(chan struct{}),
+	}, nil
+}
+
+// natsSubscriber is one instance of a group on its durable pull consumer.
+//
+// It is written on nats.go's JetStream API rather than taken from
+// watermill-nats, whose subscriber closes its output channel while a message
+// callback may still be sending on it (a data race, and a possible panic on
+// shutdown).
+type natsSubscriber struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	cfg    config.Config
+	group  string
+	logger *slog.Logger
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// Subscribe pulls the group's events one at a time (so that an instance
+// holds only the event it is handling and idle instances share the rest)
+// and acks or naks each as its handler decides.
+func (s *natsSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	cfg := s.cfg
+	cfg.Topic = topic
+	if err := declareNATSTopology(ctx, s.js, cfg, []string{s.group}); err != nil {
+		return nil, err
+	}
+	consumer, err := s.js.Consumer(ctx, NATSStreamName(topic), NATSConsumerName(s.group))
+	if err != nil {
+		return nil, fmt.Errorf("opening consumer %s: %w", NATSConsumerName(s.group), err)
+	}
+	iter, err := consumer.Messages(jetstream.PullMaxMessages(1))
+	if err != nil {
+		return nil, fmt.Errorf("pulling from consumer %s: %w", NATSConsumerName(s.group), err)
+	}
+
+	// stop ends when the subscriber closes or ctx ends, whichever is first.
+	stop, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-s.closing:
+		case <-stop.Done():
+		}
+		cancel()
+	}()
+
+	out := make(chan *message.Message)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		defer iter.Stop()
+		for {
+			m, err := iter.Next(jetstream.NextContext(stop))
+			if stop.Err() != nil {
+				if m != nil {
+					_ = m.Nak()
+				}
+
+				return
+			}
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					s.logger.Error("stopped pulling events", "topic", topic, "error", err)
+
+					return
+				}
+				// Missed heartbeats and the like: the iterator carries on.
+				s.logger.Warn("pulling events", "topic", topic, "error", err)
+
+				continue
+			}
+			if !s.deliver(stop, m, out) {
+				return
+			}
+		}
+	}()
+
+	return out, nil
+}
+
+// deliver hands m to the handler and acks or naks it; false means stop.
+func (s *natsSubscriber) deliver(stop context.Context, m jetstream.Msg, out chan<- *message.Message) bool {
+	msg, _ := natsUnmarshaler{}.Unmarshal(m)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msg.SetContext(ctx)
+
+	select {
+	case out <- msg:
+	case <-stop.Done():
+		// Never reached a handler: give it back at once.
+		_ = m.Nak()
+
+		return false
+	}
+
+	select {
+	case <-msg.Acked():
+		// Wait for the server to confirm the ack, so that a lost ack shows.
+		ackCtx, cancelAck := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancelAck()
+		if err := m.DoubleAck(ackCtx); err != nil {
+			s.logger.Error("acking event; it will be redelivered", "message_uuid", msg.UUID, "error", err)
+		}
+
+		return true
+	case <-msg.Nacked():
+		if err := m.Nak(); err != nil {
+			s.logger.Error("nacking event; it will be redelivered after ack_wait",
+				"message_uuid", msg.UUID, "error", err)
+		}
+
+		return true
+	case <-stop.Done():
+		_ = m.Nak()
+
+		return false
+	}
+}
+
+// Close stops pulling, naks any event not yet acked and disconnects.
+func (s *natsSubscriber) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.wg.Wait()
+	s.nc.Close()
+
+	return nil
 }
 
 // natsUnmarshaler always decodes, like the AMQP marshaler: a header with
