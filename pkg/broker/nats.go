@@ -22,10 +22,11 @@ import (
 	"github.com/millrace/millrace/pkg/logging"
 )
 
-// On NATS a topic is a JetStream stream and the subject of the same name (the
-// stream name: watermill-nats publishes to the stream's name), and each consumer group one durable pull consumer on that stream, shared by
-// the group's instances: JetStream hands each event of a pull consumer to one
-// of the instances pulling from it, and every consumer sees every event.
+// On NATS a topic is a JetStream stream, whose name is also the one subject
+// it holds (watermill-nats publishes on the stream's name), and each consumer
+// group one durable pull consumer on that stream, shared by the group's
+// instances: JetStream hands each event of a pull consumer to one of the
+// instances pulling from it, and every consumer sees every event.
 //
 // watermill-nats offers two traps here, both avoided on purpose: its
 // GroupedConsumer makes the stream a work queue, where a second group's
@@ -34,7 +35,8 @@ import (
 // Its publisher is used as is; the subscriber is natsSubscriber below.
 
 // NATSStreamName is the JetStream stream of topic, and the subject its events
-// are published on. Stream names may not contain '.', which topics may.
+// are published on. Stream names may not contain '.', which topics may, so
+// '.' becomes '_' (topics "a.b" and "a_b" therefore share a stream).
 func NATSStreamName(topic string) string {
 	return "millrace_" + strings.ReplaceAll(topic, ".", "_")
 }
