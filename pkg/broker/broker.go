@@ -23,6 +23,14 @@ func NewPublisher(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 	switch cfg.Backend {
 	case "amqp":
 		return newAMQPPublisher(ctx, cfg, logger)
+	case "nats":
+		return newNATSPublisher(ctx, cfg, logger)
+	case "redis":
+		return newRedisPublisher(ctx, cfg, logger)
+	case "postgres":
+		return newPostgresPublisher(ctx, cfg, logger)
+	case "gochannel":
+		return newGoChannelPublisher(ctx, cfg, logger)
 	}
 
 	return nil, unknownBackend(cfg.Backend)
@@ -40,6 +48,14 @@ func NewSubscriber(ctx context.Context, cfg config.Config, group string, logger 
 	switch cfg.Backend {
 	case "amqp":
 		sub, err = newAMQPSubscriber(ctx, cfg, group, logger)
+	case "nats":
+		sub, err = newNATSSubscriber(ctx, cfg, group, logger)
+	case "redis":
+		sub, err = newRedisSubscriber(ctx, cfg, group, logger)
+	case "postgres":
+		sub, err = newPostgresSubscriber(ctx, cfg, group, logger)
+	case "gochannel":
+		sub, err = newGoChannelSubscriber(ctx, cfg, group, logger)
 	default:
 		err = unknownBackend(cfg.Backend)
 	}

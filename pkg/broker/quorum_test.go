@@ -46,17 +46,6 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-func newPublisher(t *testing.T, cfg config.Config) message.Publisher {
-	t.Helper()
-	pub, err := broker.NewPublisher(t.Context(), cfg, testLogger(t))
-	if err != nil {
-		t.Fatalf("NewPublisher: %v", err)
-	}
-	t.Cleanup(func() { _ = pub.Close() })
-
-	return pub
-}
-
 // subscribe starts one instance of group and returns its event channel.
 func subscribe(t *testing.T, cfg config.Config, group string) <-chan *message.Message {
 	t.Helper()

@@ -15,13 +15,14 @@ import (
 )
 
 // Backends lists the values Backend accepts.
-var Backends = []string{"amqp"}
+var Backends = []string{"amqp", "nats", "redis", "postgres", "gochannel"}
 
 // Config is the whole configuration of a millrace deployment. Every service
 // reads the same file, so the publisher knows the consumer groups whose queues
 // it must create and each consumer knows the topic it competes on.
 type Config struct {
-	// Backend selects the pub/sub implementation. Default "amqp".
+	// Backend selects the pub/sub implementation: amqp, nats, redis, postgres
+	// or gochannel (in-memory, one process only). Default "amqp".
 	Backend string `yaml:"backend"`
 	// Topic is the Watermill topic events are published to. Default "stuff".
 	Topic string `yaml:"topic"`
@@ -32,6 +33,9 @@ type Config struct {
 	Groups []string `yaml:"groups"`
 
 	AMQP      AMQPConfig      `yaml:"amqp"`
+	NATS      NATSConfig      `yaml:"nats"`
+	Redis     RedisConfig     `yaml:"redis"`
+	Postgres  PostgresConfig  `yaml:"postgres"`
 	Publisher PublisherConfig `yaml:"publisher"`
 	Consumer  ConsumerConfig  `yaml:"consumer"`
 	Log       LogConfig       `yaml:"log"`
@@ -116,6 +120,22 @@ func Default() Config {
 			PublishChannels: 16,
 			QueueType:       QueueClassic,
 		},
+		NATS: NATSConfig{
+			URL:            "nats://localhost:4222",
+			ConnectTimeout: 30 * time.Second,
+			AckWait:        30 * time.Second,
+		},
+		Redis: RedisConfig{
+			URL:            "redis://localhost:6379/0",
+			ConnectTimeout: 30 * time.Second,
+			ClaimAfter:     30 * time.Second,
+		},
+		Postgres: PostgresConfig{
+			URL:            "postgres://postgres@localhost:5432/postgres?sslmode=disable",
+			ConnectTimeout: 30 * time.Second,
+			AckDeadline:    30 * time.Second,
+			PollInterval:   250 * time.Millisecond,
+		},
 		Publisher: PublisherConfig{
 			Listen:          "127.0.0.1:8000",
 			MaxBodyBytes:    1 << 20,
@@ -175,6 +195,7 @@ func (c Config) Validate() error {
 			bad("amqp.queue_type", "%q is not supported (valid: %s)", c.AMQP.QueueType, strings.Join(QueueTypes, ", "))
 		}
 	}
+	errs = append(errs, c.validateBackendSettings()...)
 
 	if _, _, err := net.SplitHostPort(c.Publisher.Listen); err != nil {
 		bad("publisher.listen", "%q is not host:port", c.Publisher.Listen)

@@ -114,7 +114,7 @@ func TestLoadRejectsWhatItCannotUse(t *testing.T) {
 			file: "backend: kafka\ntopic: 'a b'\ngroups: [x, x]\namqp:\n  url: http://nope\n  prefetch: 0\n" +
 				"publisher:\n  listen: nowhere\n  publish_timeout: 0s\nlog:\n  level: loud\n  format: xml\n",
 			want: []string{
-				`backend: "kafka" is not supported (valid: amqp)`,
+				`backend: "kafka" is not supported (valid: amqp, nats, redis, postgres, gochannel)`,
 				"topic:",
 				`groups[1]: "x" is listed twice`,
 				"publisher.listen:",

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/millrace/millrace/pkg/broker"
 	"github.com/millrace/millrace/pkg/config"
 	"github.com/millrace/millrace/pkg/logging"
 )
@@ -54,6 +55,12 @@ func Run(ctx context.Context, name string, args, environ []string, stderr io.Wri
 	cfg, file, err := config.Load(*configFile, environ)
 	if err != nil {
 		return err
+	}
+
+	// Each service is a process of its own; an in-memory backend would
+	// silently keep the publisher's events from the consumers.
+	if cfg.Backend == "gochannel" {
+		return broker.ErrInProcessOnly
 	}
 
 	logger := logging.New(cfg.Log, stderr, name)
