@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
+	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/millrace/millrace/pkg/config"
@@ -35,21 +37,22 @@ func amqpConfig(cfg config.Config, group string) amqp.Config {
 	return c
 }
 
-func newAMQPPublisher(ctx context.Context, cfg config.Config, logger *slog.Logger) (*amqp.Publisher, error) {
+func newAMQPPublisher(ctx context.Context, cfg config.Config, logger *slog.Logger) (message.Publisher, error) {
 	logger = logger.With("backend", "amqp", "broker_url", config.RedactURL(cfg.AMQP.URL))
 	c := amqpConfig(cfg, "")
 
-	pub, err := connectWithRetry(ctx, cfg.AMQP.ConnectTimeout, logger, func() (*amqp.Publisher, error) {
-		return amqp.NewPublisher(c, logging.Watermill(logger))
+	pub := newConfirmPublisher(cfg.AMQP.URL, cfg.AMQP.PublishChannels, func(ch *amqp091.Channel) error {
+		return declareAMQPTopology(ch, c, cfg.Topic, cfg.Groups)
+	}, toFanoutExchange, logger)
+
+	_, err := connectWithRetry(ctx, cfg.AMQP.ConnectTimeout, logger, func() (*amqp091.Connection, error) {
+		attemptCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+
+		return pub.connect(attemptCtx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to AMQP broker %s: %w", config.RedactURL(cfg.AMQP.URL), err)
-	}
-
-	if err := declareAMQPTopology(pub.Connection(), c, cfg.Topic, cfg.Groups); err != nil {
-		_ = pub.Close()
-
-		return nil, err
 	}
 	logger.Info("connected to broker", "topic", cfg.Topic, "groups", cfg.Groups)
 
@@ -74,13 +77,7 @@ func newAMQPSubscriber(ctx context.Context, cfg config.Config, group string, log
 // declareAMQPTopology creates the topic's exchange and every group's queue,
 // bound to it, so that an event published before a group's first instance
 // starts waits in that group's queue instead of being dropped.
-func declareAMQPTopology(conn *amqp091.Connection, c amqp.Config, topic string, groups []string) error {
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("opening channel to declare topology: %w", err)
-	}
-	defer ch.Close()
-
+func declareAMQPTopology(ch *amqp091.Channel, c amqp.Config, topic string, groups []string) error {
 	exchange := c.Exchange.GenerateName(topic)
 	if err := ch.ExchangeDeclare(exchange, c.Exchange.Type, c.Exchange.Durable, false, false, false, nil); err != nil {
 		return fmt.Errorf("declaring exchange %s: %w", exchange, err)

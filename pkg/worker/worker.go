@@ -33,7 +33,24 @@ func Run(
 		return err
 	}
 
-	router, err := NewRouter(cfg, logger)
+	poison, err := broker.NewPoisonPublisher(ctx, cfg, group, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := poison.Close(); err != nil {
+			logger.Error("closing poison publisher", "error", err)
+		}
+	}()
+
+	router, err := newRouter(cfg, logger, []message.HandlerMiddleware{
+		// Redeliveries are logged, so at-least-once is visible.
+		logRedelivery(logger),
+		// An event completed here whose ack the broker lost is not done twice.
+		skipCompleted(newCompletedIDs(completedIDsKept), logger),
+		// What still fails after the retry below is parked, and the queue moves on.
+		parkPoison(poison, broker.PoisonQueue(cfg.Topic, group), group, logger),
+	}, countAttempts)
 	if err != nil {
 		return err
 	}
@@ -67,8 +84,22 @@ func Run(
 	return closeErr
 }
 
+// completedIDsKept is how many completed event IDs an instance remembers.
+const completedIDsKept = 10000
+
 // NewRouter returns a router with the middleware every consumer service uses.
 func NewRouter(cfg config.Config, logger *slog.Logger) (*message.Router, error) {
+	return newRouter(cfg, logger, nil)
+}
+
+// newRouter is NewRouter with outer middleware around the retry and inner
+// middleware between the retry and the handler.
+func newRouter(
+	cfg config.Config,
+	logger *slog.Logger,
+	outer []message.HandlerMiddleware,
+	inner ...message.HandlerMiddleware,
+) (*message.Router, error) {
 	router, err := message.NewRouter(message.RouterConfig{
 		// The subscriber already waits for in-flight events up to this
 		// timeout; the router must not give up on them first.
@@ -78,6 +109,7 @@ func NewRouter(cfg config.Config, logger *slog.Logger) (*message.Router, error) 
 		return nil, fmt.Errorf("creating router: %w", err)
 	}
 
+	router.AddMiddleware(outer...)
 	router.AddMiddleware(
 		// Transient failures are retried in place with exponential backoff
 		// before the event goes back to the broker for redelivery.
@@ -92,6 +124,7 @@ func NewRouter(cfg config.Config, logger *slog.Logger) (*message.Router, error) 
 		// rather than a crash of the instance.
 		middleware.Recoverer,
 	)
+	router.AddMiddleware(inner...)
 
 	return router, nil
 }
