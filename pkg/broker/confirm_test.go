@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -142,6 +144,27 @@ func TestConfirmPublisherGivesUpAtTheMessageDeadline(t *testing.T) {
 	}
 	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("Publish took %s, want at most the 2s deadline", took)
+	}
+}
+
+func TestConnectFailuresNeverShowThePassword(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := testConfig("amqp://guest:s3cr3t-pw@127.0.0.1:1/", "any", "a")
+	cfg.AMQP.ConnectTimeout = 300 * time.Millisecond
+
+	_, err := NewPublisher(t.Context(), cfg, logger)
+	if err == nil {
+		t.Fatal("NewPublisher with no broker: got no error")
+	}
+	for what, text := range map[string]string{"error": err.Error(), "logs": logs.String()} {
+		if strings.Contains(text, "s3cr3t-pw") {
+			t.Errorf("the password appears in the %s: %s", what, text)
+		}
+		if !strings.Contains(text, "127.0.0.1:1") {
+			t.Errorf("the %s do not name the broker: %s", what, text)
+		}
 	}
 }
 
