@@ -62,13 +62,13 @@ func TestBadInputGetsAClear4xxAndPublishesNothing(t *testing.T) {
 	const limit = 64
 
 	tests := []struct {
-		name        string
-		method      string
-		path        string
-		body        io.Reader
-		pub         *recordingPublisher
-		wantStatus  int
-		wantText    string
+		name       string
+		method     string
+		path       string
+		body       io.Reader
+		pub        *recordingPublisher
+		wantStatus int
+		wantText   string
 	}{
 		{name: "an empty body is a bad request", method: http.MethodPost, path: "/stuff",
 			body: strings.NewReader(""), wantStatus: http.StatusBadRequest, wantText: "request body is empty"},
