@@ -33,6 +33,10 @@ func amqpConfig(cfg config.Config, group string) amqp.Config {
 	c.Publish.ConfirmDelivery = true
 	c.Publish.ChannelPoolSize = cfg.AMQP.PublishChannels
 	c.Consume.Qos.PrefetchCount = cfg.AMQP.Prefetch
+	// Reconnect after a broker restart within seconds, not the preset's
+	// backoff of up to a minute.
+	c.Connection.Reconnect = amqp.DefaultReconnectConfig()
+	c.Connection.Reconnect.BackoffMaxInterval = 5 * time.Second
 
 	return c
 }
