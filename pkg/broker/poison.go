@@ -77,8 +77,13 @@ type ParkedEvent struct {
 // Reason is why the event was parked.
 func (e ParkedEvent) Reason() string { return e.Message.Metadata.Get(MetaPoisonReason) }
 
-// ErrPoisonEmpty is returned by the poison queue tools when there is nothing to do.
-var ErrPoisonEmpty = errors.New("poison queue is empty")
+// Errors of the poison queue tools.
+var (
+	// ErrPoisonEmpty means there was nothing to replay.
+	ErrPoisonEmpty = errors.New("poison queue is empty")
+	// ErrNoPoisonQueue means the poison queue does not exist.
+	ErrNoPoisonQueue = errors.New("poison queue does not exist")
+)
 
 // poisonTool is a short-lived connection to one group's poison queue.
 type poisonTool struct {
@@ -104,7 +109,15 @@ func openPoisonTool(cfg config.Config, group string) (*poisonTool, error) {
 		return nil, fmt.Errorf("opening channel: %w", err)
 	}
 
-	return &poisonTool{conn: conn, ch: ch, queue: PoisonQueue(cfg.Topic, group), topic: cfg.Topic, group: group}, nil
+	queue := PoisonQueue(cfg.Topic, group)
+	if _, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil); err != nil {
+		_ = conn.Close()
+
+		return nil, fmt.Errorf("%w: %s (no instance of group %s has run on topic %s yet)",
+			ErrNoPoisonQueue, queue, group, cfg.Topic)
+	}
+
+	return &poisonTool{conn: conn, ch: ch, queue: queue, topic: cfg.Topic, group: group}, nil
 }
 
 func (t *poisonTool) close() {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/millrace/millrace/pkg/broker"
@@ -45,8 +46,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if *group == "" {
-		return errors.New("-group is required, one of the configured groups")
+	if !slices.Contains(cfg.Groups, *group) {
+		return fmt.Errorf("-group must be one of the configured groups %v, got %q", cfg.Groups, *group)
 	}
 	if *limit < 1 {
 		return fmt.Errorf("-limit must be at least 1, got %d", *limit)
