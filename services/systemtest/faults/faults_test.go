@@ -521,6 +521,8 @@ func TestFaults(t *testing.T) {
 		func(t *testing.T) { testKill(t, node) })
 	t.Run("SIGTERM mid-handle finishes and acks the event in flight, and it is not redelivered",
 		func(t *testing.T) { testTerm(t, node) })
+	t.Run("SIGTERM with a handler slower than the shutdown timeout exits on time and the event goes to another instance",
+		func(t *testing.T) { testTermTimeout(t, node) })
 	t.Run("a broker restart under load loses nothing that got 200 and answers 503 while it is down",
 		func(t *testing.T) { testBrokerRestart(t, node, false) })
 	t.Run("a broker restart with competing instances loses nothing and completes again only lost acks",
@@ -704,6 +706,34 @@ func testTerm(t *testing.T, node *brokertest.RabbitNode) {
 	// A fresh instance takes the rest; the finished one must not come back.
 	c.startWorker("a2", typeA)
 	c.settle("sigterm", len(sent), sent, nil)
+}
+
+func testTermTimeout(t *testing.T, node *brokertest.RabbitNode) {
+	c := newCluster(t, node, "sigterm-timeout")
+	c.startPublisher()
+	a1 := c.startWorker("a1", typeA, "FAULTWORKER_DELAY=60s", "MILLRACE_CONSUMER_SHUTDOWN_TIMEOUT=1s")
+	c.startWorker("b1", typeB)
+	c.waitConsumers(typeA, 1)
+
+	sent := bodies("slow", 1)
+	c.mustPost(sent...)
+	c.ledger.waitUntil(t, 30*time.Second, "the event in flight on type A", func() bool {
+		victim, _ := c.inFlight(typeA, sent)
+
+		return victim != ""
+	})
+	took := stopAndWait(t, a1, syscall.SIGTERM)
+	t.Logf("a1 exited %s after SIGTERM with exit code %d (shutdown timeout 1s)",
+		took.Round(time.Millisecond), a1.cmd.ProcessState.ExitCode())
+	if took > 5*time.Second {
+		t.Errorf("a1 took %s to exit, want about the 1s shutdown timeout", took)
+	}
+	if done := c.ledger.doneBy(typeA, sent[0]); len(done) != 0 {
+		t.Fatalf("a1 completed %q before exiting: %v", sent[0], done)
+	}
+
+	c.startWorker("a2", typeA)
+	c.settle("sigterm-timeout", len(sent), sent, nil)
 }
 
 // testBrokerRestart posts continuously while the broker stops and starts.
