@@ -85,10 +85,13 @@ func StartRabbitNode(t testing.TB) *RabbitNode {
 	)
 	t.Cleanup(func() {
 		n.Stop()
-		if !t.Failed() {
-			_ = os.RemoveAll(dir)
-		} else {
+		if t.Failed() {
 			t.Logf("private RabbitMQ node files kept in %s", dir)
+
+			return
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Logf("removing the node's files: %v", err)
 		}
 	})
 	n.Start()
