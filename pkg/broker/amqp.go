@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
+	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/millrace/millrace/pkg/config"
@@ -32,25 +34,30 @@ func amqpConfig(cfg config.Config, group string) amqp.Config {
 	c.Publish.ChannelPoolSize = cfg.AMQP.PublishChannels
 	c.Consume.Qos.PrefetchCount = cfg.AMQP.Prefetch
 	c.Queue.Arguments = queueArguments(cfg.AMQP.QueueType)
+	// Reconnect after a broker restart within seconds, not the preset's
+	// backoff of up to a minute.
+	c.Connection.Reconnect = amqp.DefaultReconnectConfig()
+	c.Connection.Reconnect.BackoffMaxInterval = 5 * time.Second
 
 	return c
 }
 
-func newAMQPPublisher(ctx context.Context, cfg config.Config, logger *slog.Logger) (*amqp.Publisher, error) {
+func newAMQPPublisher(ctx context.Context, cfg config.Config, logger *slog.Logger) (message.Publisher, error) {
 	logger = logger.With("backend", "amqp", "broker_url", config.RedactURL(cfg.AMQP.URL))
 	c := amqpConfig(cfg, "")
 
-	pub, err := connectWithRetry(ctx, cfg.AMQP.ConnectTimeout, logger, func() (*amqp.Publisher, error) {
-		return amqp.NewPublisher(c, logging.Watermill(logger))
+	pub := newConfirmPublisher(cfg.AMQP.URL, cfg.AMQP.PublishChannels, func(ch *amqp091.Channel) error {
+		return declareAMQPTopology(ch, c, cfg.Topic, cfg.Groups)
+	}, toFanoutExchange, logger)
+
+	_, err := connectWithRetry(ctx, cfg.AMQP.ConnectTimeout, logger, func() (*amqp091.Connection, error) {
+		attemptCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+
+		return pub.connect(attemptCtx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to AMQP broker %s: %w", config.RedactURL(cfg.AMQP.URL), err)
-	}
-
-	if err := declareAMQPTopology(pub.Connection(), c, cfg.Topic, cfg.Groups); err != nil {
-		_ = pub.Close()
-
-		return nil, err
 	}
 	logger.Info("connected to broker", "topic", cfg.Topic, "groups", cfg.Groups)
 
@@ -70,7 +77,7 @@ func newAMQPSubscriber(ctx context.Context, cfg config.Config, group string, log
 
 	// Watermill declares the queue only on Subscribe, where a queue of the
 	// wrong type would surface as an opaque router error; declare it here.
-	if err := declareAMQPTopology(sub.Connection(), c, cfg.Topic, []string{group}); err != nil {
+	if err := declareAMQPTopologyOn(sub.Connection(), c, cfg.Topic, []string{group}); err != nil {
 		_ = sub.Close()
 
 		return nil, err
@@ -84,13 +91,7 @@ func newAMQPSubscriber(ctx context.Context, cfg config.Config, group string, log
 // declareAMQPTopology creates the topic's exchange and every group's queue,
 // bound to it, so that an event published before a group's first instance
 // starts waits in that group's queue instead of being dropped.
-func declareAMQPTopology(conn *amqp091.Connection, c amqp.Config, topic string, groups []string) error {
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("opening channel to declare topology: %w", err)
-	}
-	defer ch.Close()
-
+func declareAMQPTopology(ch *amqp091.Channel, c amqp.Config, topic string, groups []string) error {
 	exchange := c.Exchange.GenerateName(topic)
 	if err := ch.ExchangeDeclare(exchange, c.Exchange.Type, c.Exchange.Durable, false, false, false, nil); err != nil {
 		return fmt.Errorf("declaring exchange %s: %w", exchange, err)
@@ -106,4 +107,15 @@ func declareAMQPTopology(conn *amqp091.Connection, c amqp.Config, topic string, 
 	}
 
 	return nil
+}
+
+// declareAMQPTopologyOn is declareAMQPTopology on a channel of its own.
+func declareAMQPTopologyOn(conn *amqp091.Connection, c amqp.Config, topic string, groups []string) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("opening channel to declare topology: %w", err)
+	}
+	defer ch.Close()
+
+	return declareAMQPTopology(ch, c, topic, groups)
 }

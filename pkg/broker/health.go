@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/millrace/millrace/pkg/config"
 )
@@ -32,13 +33,29 @@ func ReadyCheck(cfg config.Config, group string, pubsub any) (check func(context
 		pubsub = d.inner
 	}
 
-	var conn *amqp.ConnectionWrapper
+	// live returns the connection to check, or ErrNotConnected.
+	var live func(ctx context.Context) (*amqp091.Connection, error)
 	groups := cfg.Groups
 	switch v := pubsub.(type) {
-	case *amqp.Publisher:
-		conn = v.ConnectionWrapper
+	case *confirmPublisher:
+		// It reconnects on demand; asking for readiness is such a demand,
+		// so the publisher is connected again before the next request.
+		live = func(ctx context.Context) (*amqp091.Connection, error) {
+			conn, err := v.liveConnection(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrNotConnected, err)
+			}
+
+			return conn, nil
+		}
 	case *amqp.Subscriber:
-		conn = v.ConnectionWrapper
+		live = func(context.Context) (*amqp091.Connection, error) {
+			if !v.IsConnected() {
+				return nil, ErrNotConnected
+			}
+
+			return v.Connection(), nil
+		}
 		groups = []string{group}
 	default:
 		return nil, false
@@ -48,19 +65,20 @@ func ReadyCheck(cfg config.Config, group string, pubsub any) (check func(context
 	var busy sync.Mutex
 
 	return func(ctx context.Context) error {
-		if !conn.IsConnected() {
-			return ErrNotConnected
-		}
 		// A connection that died without the client noticing yet can block a
 		// declare until the heartbeat times out: answer by ctx's deadline and
-		// let at most one such declare wait in the background.
+		// let at most one such check wait in the background.
 		if !busy.TryLock() {
 			return errCheckBusy
 		}
 		done := make(chan error, 1)
 		go func() {
 			defer busy.Unlock()
-			done <- declareAMQPTopology(conn.Connection(), c, cfg.Topic, groups)
+			conn, err := live(ctx)
+			if err == nil {
+				err = declareAMQPTopologyOn(conn, c, cfg.Topic, groups)
+			}
+			done <- err
 		}()
 
 		select {

@@ -68,7 +68,8 @@ func Topic(t testing.TB) string {
 }
 
 // DeleteAMQPTopology removes, when the test ends, the topic's exchange and
-// the queues of groups, so that test runs leave nothing behind on the broker.
+// the given queues with their poison queues, so that test runs leave
+// nothing behind on the broker.
 func DeleteAMQPTopology(t testing.TB, amqpURL, topic string, queues ...string) {
 	t.Helper()
 	t.Cleanup(func() {
@@ -89,6 +90,10 @@ func DeleteAMQPTopology(t testing.TB, amqpURL, topic string, queues ...string) {
 		defer ch.Close()
 
 		for _, q := range queues {
+			// Deleting a queue that does not exist succeeds.
+			if _, err := ch.QueueDelete(q+".poison", false, false, false); err != nil {
+				t.Logf("deleting queue %s.poison: %v", q, err)
+			}
 			if _, err := ch.QueueDelete(q, false, false, false); err != nil {
 				t.Logf("deleting queue %s: %v", q, err)
 			}

@@ -88,7 +88,7 @@ type ConsumerConfig struct {
 }
 
 // RetryConfig is the in-process retry of a failing handler, before the event
-// is given back to the broker for redelivery.
+// is parked in its group's poison queue.
 type RetryConfig struct {
 	// MaxRetries is how many times a failed handler is retried. Default 3.
 	MaxRetries int `yaml:"max_retries"`

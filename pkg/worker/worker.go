@@ -42,7 +42,32 @@ func Run(
 		return err
 	}
 
-	router, err := NewRouter(cfg, logger, obs.middleware())
+	outer := []message.HandlerMiddleware{
+		// Event metrics, and the one log line of an event's final outcome.
+		obs.middleware(),
+		// Redeliveries are logged, so at-least-once is visible.
+		logRedelivery(logger),
+		// An event completed here whose ack the broker lost is not done twice.
+		skipCompleted(newCompletedIDs(completedIDsKept), logger),
+	}
+	poison, err := broker.NewPoisonPublisher(ctx, cfg, group, logger)
+	switch {
+	case errors.Is(err, broker.ErrPoisonUnsupported):
+		logger.Warn("no poison queue on this backend: an event that keeps failing is redelivered until it succeeds",
+			"backend", cfg.Backend)
+	case err != nil:
+		return err
+	default:
+		defer func() {
+			if err := poison.Close(); err != nil {
+				logger.Error("closing poison publisher", "error", err)
+			}
+		}()
+		// What still fails after the retry below is parked, and the queue moves on.
+		outer = append(outer, parkPoison(poison, broker.PoisonQueue(cfg.Topic, group), group, logger))
+	}
+
+	router, err := newRouter(cfg, logger, outer, countAttempts)
 	if err != nil {
 		return err
 	}
@@ -77,9 +102,23 @@ func Run(
 	return closeErr
 }
 
+// completedIDsKept is how many completed event IDs an instance remembers.
+const completedIDsKept = 10000
+
 // NewRouter returns a router with the middleware every consumer service uses,
-// inside outer, which runs first (Run passes the event metrics and logs).
+// inside outer, which runs first.
 func NewRouter(cfg config.Config, logger *slog.Logger, outer ...message.HandlerMiddleware) (*message.Router, error) {
+	return newRouter(cfg, logger, outer)
+}
+
+// newRouter is NewRouter with inner middleware between the retry and the
+// handler.
+func newRouter(
+	cfg config.Config,
+	logger *slog.Logger,
+	outer []message.HandlerMiddleware,
+	inner ...message.HandlerMiddleware,
+) (*message.Router, error) {
 	router, err := message.NewRouter(message.RouterConfig{
 		// The subscriber already waits for in-flight events up to this
 		// timeout; the router must not give up on them first.
@@ -109,6 +148,7 @@ func NewRouter(cfg config.Config, logger *slog.Logger, outer ...message.HandlerM
 		// rather than a crash of the instance.
 		middleware.Recoverer,
 	)
+	router.AddMiddleware(inner...)
 
 	return router, nil
 }

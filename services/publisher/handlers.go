@@ -87,7 +87,9 @@ var errPublishTimeout = errors.New("broker did not confirm in time")
 // Warning: Watermill's Publish takes no deadline, so on timeout the publish
 // goes on in the background and may still store the event after the client
 // was told 503; a client that retries can then cause a second event with
-// the same body.
+// the same body. The AMQP publisher of pkg/broker stops at the deadline of
+// msg's context, but an event the broker received before it may still be
+// stored without its confirm arriving in time.
 func (h *stuffHandler) publish(ctx context.Context, msg *message.Message) error {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -109,91 +106,6 @@ func TestPostStuffGivesEveryEventItsOwnID(t *testing.T) {
 	}
 }
 
-func TestBadRequestsGetAClearErrorAndPublishNothing(t *testing.T) {
-	t.Parallel()
-
-	tests := []struct {
-		name          string
-		method, path  string
-		body          string
-		chunked       bool
-		wantStatus    int
-		wantInMessage string
-	}{
-		{name: "empty body", method: http.MethodPost, path: "/stuff", wantStatus: http.StatusBadRequest, wantInMessage: "empty"},
-		{name: "body one byte over the limit", method: http.MethodPost, path: "/stuff", body: strings.Repeat("x", 65),
-			wantStatus: http.StatusRequestEntityTooLarge, wantInMessage: "larger than 64 bytes"},
-		{name: "body over the limit without Content-Length", method: http.MethodPost, path: "/stuff",
-			body: strings.Repeat("x", 1000), chunked: true,
-			wantStatus: http.StatusRequestEntityTooLarge, wantInMessage: "larger than 64 bytes"},
-		{name: "GET on /stuff", method: http.MethodGet, path: "/stuff", wantStatus: http.StatusMethodNotAllowed, wantInMessage: "Method Not Allowed"},
-		{name: "PUT on /stuff", method: http.MethodPut, path: "/stuff", body: "x", wantStatus: http.StatusMethodNotAllowed, wantInMessage: "Method Not Allowed"},
-		{name: "unknown path", method: http.MethodPost, path: "/things", body: "x", wantStatus: http.StatusNotFound, wantInMessage: "Not Found"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			pub := &recordingPublisher{}
-			srv := newServer(testConfig(), pub, slog.New(slog.DiscardHandler))
-
-			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
-			if tt.chunked {
-				req.ContentLength = -1
-				req.Body = io.NopCloser(strings.NewReader(tt.body))
-			}
-			rec := httptest.NewRecorder()
-			srv.ServeHTTP(rec, req)
-
-			if rec.Code != tt.wantStatus {
-				t.Fatalf("status = %d (%q), want %d", rec.Code, rec.Body.String(), tt.wantStatus)
-			}
-			if !strings.Contains(rec.Body.String(), tt.wantInMessage) {
-				t.Errorf("body = %q, want it to mention %q", rec.Body.String(), tt.wantInMessage)
-			}
-			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
-				t.Errorf("Content-Type = %q, want text/plain", ct)
-			}
-			if n := pub.calls(); n != 0 {
-				t.Errorf("published %d events, want none", n)
-			}
-		})
-	}
-}
-
-func TestBrokerFailuresAnswer503(t *testing.T) {
-	t.Parallel()
-
-	tests := []struct {
-		name string
-		pub  message.Publisher
-	}{
-		{name: "the broker refuses the event", pub: &recordingPublisher{err: errors.New("not connected to AMQP")}},
-		{name: "the broker does not confirm within the timeout", pub: &recordingPublisher{delay: 5 * time.Second}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			srv := newServer(testConfig(), tt.pub, slog.New(slog.DiscardHandler))
-
-			start := time.Now()
-			rec := serve(t, srv, http.MethodPost, "/stuff", "Hello World", "text/plain")
-
-			if rec.Code != http.StatusServiceUnavailable {
-				t.Fatalf("status = %d (%q), want 503", rec.Code, rec.Body.String())
-			}
-			if !strings.Contains(rec.Body.String(), "event not stored") {
-				t.Errorf("body = %q, want it to say the event was not stored", rec.Body.String())
-			}
-			if strings.Contains(rec.Body.String(), "received:") {
-				t.Errorf("body = %q claims the event was received", rec.Body.String())
-			}
-			if elapsed := time.Since(start); elapsed > 2*time.Second {
-				t.Errorf("answered after %s, want within the 200ms publish timeout", elapsed)
-			}
-		})
-	}
-}
-
 func serve(t *testing.T, h http.Handler, method, path, body, contentType string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
@@ -219,31 +131,3 @@ func receive(t *testing.T, ch <-chan *message.Message) *message.Message {
 		return nil
 	}
 }
-
-// recordingPublisher keeps what it is asked to publish, and fails or stalls
-// on demand.
-type recordingPublisher struct {
-	err   error
-	delay time.Duration
-
-	mu   sync.Mutex
-	msgs []*message.Message
-}
-
-func (p *recordingPublisher) Publish(_ string, msgs ...*message.Message) error {
-	p.mu.Lock()
-	p.msgs = append(p.msgs, msgs...)
-	p.mu.Unlock()
-	time.Sleep(p.delay)
-
-	return p.err
-}
-
-func (p *recordingPublisher) calls() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-
-	return len(p.msgs)
-}
-
-func (p *recordingPublisher) Close() error { return nil }

@@ -169,14 +169,16 @@ func consumerCount(amqpURL, queue string) (int, error) {
 }
 
 // assertOneQueuePerType checks that the broker holds exactly the groups'
-// queues for topic: asked of rabbitmqctl where it can be run, else by a
+// queues, and their poison queues, for topic: asked of rabbitmqctl where it can be run, else by a
 // passive declare of each expected queue.
 func assertOneQueuePerType(t *testing.T, amqpURL, topic string, groups []string) {
 	t.Helper()
+	// One work queue per type, and that type's poison queue beside it.
 	var want []string
 	for _, g := range groups {
-		want = append(want, broker.QueueName(topic, g))
+		want = append(want, broker.QueueName(topic, g), broker.PoisonQueue(topic, g))
 	}
+	slices.Sort(want)
 
 	out, err := exec.Command("rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name").Output()
 	if err != nil {
