@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -33,7 +34,16 @@ func Run(
 		return err
 	}
 
-	router, err := NewRouter(cfg, logger)
+	// Records of handled events go to the audit topic through a publisher of
+	// their own, closed after the router has drained.
+	auditPub, err := broker.NewPublisher(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeLogged(auditPub, "closing audit publisher", logger)
+	trail := AuditTrail(auditPub, cfg.AuditTopic(), group, strconv.Itoa(logging.Instance()), logger)
+
+	router, err := NewRouter(cfg, logger, trail)
 	if err != nil {
 		return err
 	}
@@ -68,7 +78,9 @@ func Run(
 }
 
 // NewRouter returns a router with the middleware every consumer service uses.
-func NewRouter(cfg config.Config, logger *slog.Logger) (*message.Router, error) {
+// outer middleware runs first, around the retries: it sees an event's final
+// outcome only.
+func NewRouter(cfg config.Config, logger *slog.Logger, outer ...message.HandlerMiddleware) (*message.Router, error) {
 	router, err := message.NewRouter(message.RouterConfig{
 		// The subscriber already waits for in-flight events up to this
 		// timeout; the router must not give up on them first.
@@ -77,6 +89,7 @@ func NewRouter(cfg config.Config, logger *slog.Logger) (*message.Router, error) 
 	if err != nil {
 		return nil, fmt.Errorf("creating router: %w", err)
 	}
+	router.AddMiddleware(outer...)
 
 	router.AddMiddleware(
 		// Transient failures are retried in place with exponential backoff
