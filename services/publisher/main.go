@@ -1,5 +1,6 @@
 // Command publisher is the HTTP edge: POST /stuff turns the request body into
-// one event, published through Watermill to every consumer group.
+// one event, published through Watermill to every consumer group. It also
+// serves the live page at /, which shows each event reaching the consumers.
 package main
 
 import (
@@ -25,9 +26,21 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	pub = withAuditTrail(pub, cfg, logger)
 	defer func() {
 		if err := pub.Close(); err != nil {
 			logger.Error("closing publisher", "error", err)
+		}
+	}()
+
+	// The live page at / follows the audit trail; see live.go.
+	feed, err := startLiveFeed(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := feed.Close(); err != nil {
+			logger.Error("closing live feed", "error", err)
 		}
 	}()
 
@@ -36,13 +49,18 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("listening on %s: %w", cfg.Publisher.Listen, err)
 	}
 
+	handler := newServer(cfg, pub, logger)
+	feed.mount(handler)
+
 	srv := &http.Server{
-		Handler:           newServer(cfg, pub, logger),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      cfg.Publisher.PublishTimeout + 30*time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	// Shutdown waits for open requests: end the page's streams first.
+	srv.RegisterOnShutdown(feed.endStreams)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
