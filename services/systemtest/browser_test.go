@@ -47,7 +47,7 @@ func TestTheLivePageShowsEachEventHandledByOneInstanceOfEachType(t *testing.T) {
 
 	bodies := []string{"Hello World", "Hello Jack", "Hello from the browser " + topic[len(topic)-8:]}
 	auditor := startAudit(t, len(bodies), env...)
-	startRunAll(t, env)
+	runAll := startRunAll(t, env)
 	for _, group := range groups {
 		queue := broker.QueueName(topic, group)
 		eventually(t, 2*time.Minute, "2 consumers on "+queue, func() bool {
@@ -97,6 +97,17 @@ func TestTheLivePageShowsEachEventHandledByOneInstanceOfEachType(t *testing.T) {
 	t.Logf("screenshot saved to %s", ScreenshotFile)
 
 	requireCleanAudit(t, auditor)
+
+	// Ctrl-C with the page still open: its stream must not hold up shutdown.
+	_ = syscall.Kill(-runAll.cmd.Process.Pid, syscall.SIGINT)
+	select {
+	case <-runAll.done:
+		if runAll.err != nil {
+			t.Errorf("run-all exited with %v after Ctrl-C, want a clean exit:\n%s", runAll.err, runAll.stderrText())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("run-all did not stop within a minute of Ctrl-C with the page open")
+	}
 }
 
 // waitHandledOnce waits until the page's row for body shows it handled by
