@@ -83,3 +83,28 @@ func TestPreviewCutsLongBodiesAtACharacterBoundary(t *testing.T) {
 		t.Error("a short body is not kept whole")
 	}
 }
+
+func TestAParkedRecordNamesTheTypeThatGaveUp(t *testing.T) {
+	t.Parallel()
+	msg := message.NewMessage("event-1", []byte("poison"))
+	msg.Metadata.Set(events.MetaDeliveryAttempt, "5")
+
+	r := Parked(msg, "extraspecialconsumer", "7", t0)
+
+	if r.Kind != KindParked || r.Group != "extraspecialconsumer" || r.Attempt != 5 || r.ID == "" {
+		t.Errorf("record = %+v", r)
+	}
+	if _, err := Parse(mustPayload(t, r)); err != nil {
+		t.Errorf("a parked record does not parse: %v", err)
+	}
+}
+
+func mustPayload(t *testing.T, r Record) []byte {
+	t.Helper()
+	msg, err := r.Message()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	return msg.Payload
+}

@@ -33,7 +33,7 @@ var ErrBroadcastUnsupported = errors.New("broadcast subscription is not supporte
 func NewBroadcastSubscriber(ctx context.Context, cfg config.Config, logger *slog.Logger) (message.Subscriber, error) {
 	switch cfg.Backend {
 	case "amqp":
-		return newAMQPBroadcastSubscriber(ctx, cfg, logger)
+		return newAMQPBroadcastSubscriber(ctx, cfg, uuid.NewString()[:8], logger)
 	}
 
 	return nil, fmt.Errorf("backend %q: %w", cfg.Backend, ErrBroadcastUnsupported)
@@ -42,14 +42,18 @@ func NewBroadcastSubscriber(ctx context.Context, cfg config.Config, logger *slog
 // BroadcastQueuePrefix starts the name of every viewer queue on AMQP.
 const BroadcastQueuePrefix = "viewer."
 
-func newAMQPBroadcastSubscriber(ctx context.Context, cfg config.Config, logger *slog.Logger) (*amqp.Subscriber, error) {
+// BroadcastQueueName is the AMQP queue of the viewer id on topic.
+func BroadcastQueueName(topic, id string) string {
+	return BroadcastQueuePrefix + topic + "." + id
+}
+
+func newAMQPBroadcastSubscriber(ctx context.Context, cfg config.Config, id string, logger *slog.Logger) (*amqp.Subscriber, error) {
 	logger = logger.With("backend", "amqp", "broker_url", config.RedactURL(cfg.AMQP.URL))
-	id := uuid.NewString()[:8]
 	// The exchange is the same durable fanout the publishers declare; only
 	// the queue differs from a consumer group's.
 	c := amqpConfig(cfg, "")
 	c.Queue = amqp.QueueConfig{
-		GenerateName: func(topic string) string { return BroadcastQueuePrefix + topic + "." + id },
+		GenerateName: func(topic string) string { return BroadcastQueueName(topic, id) },
 		AutoDelete:   true,
 		Exclusive:    true,
 	}

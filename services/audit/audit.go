@@ -33,7 +33,9 @@ func run(ctx context.Context, cfg config.Config, opts options, out io.Writer, lo
 	logger.Info("auditing", "audit_topic", cfg.AuditTopic(), "groups", cfg.Groups,
 		"window", opts.window, "events", opts.events)
 
-	records := collect(ctx, msgs, cfg.Groups, opts, logger)
+	window := time.NewTimer(opts.window)
+	defer window.Stop()
+	records := collect(ctx, msgs, cfg.Groups, opts, window.C, logger)
 	rep := audit.Check(records, cfg.Groups)
 	if err := rep.WriteText(out, opts.all); err != nil {
 		return fmt.Errorf("writing report: %w", err)
@@ -50,7 +52,7 @@ func run(ctx context.Context, cfg config.Config, opts options, out io.Writer, lo
 	return nil
 }
 
-// collect gathers records until the window ends, ctx ends, or the expected
+// collect gathers records until windowEnd fires, ctx ends, or the expected
 // events are all dealt with; then, for opts.settle, it keeps only the
 // records of events already seen, so that none arrives unaudited at the end.
 func collect(
@@ -58,11 +60,10 @@ func collect(
 	msgs <-chan *message.Message,
 	groups []string,
 	opts options,
+	windowEnd <-chan time.Time,
 	logger *slog.Logger,
 ) []audit.Record {
 	var records []audit.Record
-	window := time.NewTimer(opts.window)
-	defer window.Stop()
 	check := time.NewTicker(100 * time.Millisecond)
 	defer check.Stop()
 
@@ -78,10 +79,16 @@ func collect(
 
 listen:
 	for {
+		// The window's end wins over records waiting to be read.
+		select {
+		case <-windowEnd:
+			break listen
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return records
-		case <-window.C:
+		case <-windowEnd:
 			break listen
 		case <-check.C:
 			if opts.events > 0 {
