@@ -181,3 +181,35 @@ func sseReader(r io.Reader) func() (name, data string) {
 		return name, data
 	}
 }
+
+func TestTheStreamOutlivesTheServersWriteTimeout(t *testing.T) {
+	t.Parallel()
+	feed := newTestFeed()
+	e := newServer(testConfig(), &recordingPublisher{}, slog.New(slog.DiscardHandler))
+	feed.mount(e)
+	srv := httptest.NewUnstartedServer(e)
+	srv.Config.WriteTimeout = 100 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/live", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := sseReader(resp.Body)
+	if name, _ := events(); name != "hello" {
+		t.Fatalf("first event %q, want hello", name)
+	}
+
+	// Not a stand-in for a condition: the point is to outlive the deadline.
+	time.Sleep(5 * srv.Config.WriteTimeout)
+	feed.add(audit.Record{ID: "late", Kind: audit.KindPublished, EventID: "e1"})
+
+	if name, data := events(); name != "record" || !strings.Contains(data, `"id":"late"`) {
+		t.Fatalf("after the write timeout got %q %s, want the record", name, data)
+	}
+}
