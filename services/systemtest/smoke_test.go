@@ -32,6 +32,8 @@ func TestRunAllDoesWhatTheREADMESays(t *testing.T) {
 		"MILLRACE_AMQP_URL="+amqpURL,
 		"MILLRACE_TOPIC="+topic,
 		"MILLRACE_PUBLISHER_LISTEN="+addr,
+		// Task colours the prefixes when CI is set; the lines are matched as text.
+		"NO_COLOR=1",
 	)
 	// Its own process group, so that the interrupt reaches every instance, as
 	// Ctrl-C in a terminal does.
