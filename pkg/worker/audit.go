@@ -22,9 +22,13 @@ const auditAttempts = 3
 // The record is sent before the ack so that no handled event goes
 // unrecorded. If the broker does not take the record after a few tries, the
 // event is nacked and redelivered: it is handled again and recorded then, as
-// a redelivery. The handler may therefore run twice for one event in that
-// case; the audit shows it as a duplicate when the first record did reach the
-// broker despite the error (a lost confirm), and as a redelivery otherwise.
+// a redelivery.
+//
+// Warning: in that case the handler runs twice for one event. The audit shows
+// it as a duplicate when the first record did reach the broker despite the
+// error (a lost confirm), and as a redelivery otherwise. A broker that never
+// takes records (the audit exchange deleted under running consumers) makes
+// every event go round again; restart the consumers to declare it anew.
 func AuditTrail(pub message.Publisher, topic, group, instance string, logger *slog.Logger) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
