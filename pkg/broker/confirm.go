@@ -51,6 +51,10 @@ type confirmPublisher struct {
 	declare  declareFunc
 	route    routeFunc
 	logger   *slog.Logger
+	// bestEffortRouting accepts a publish that no queue takes, for
+	// broadcasts that nobody may be listening to; otherwise such a publish
+	// fails with ErrUnroutable.
+	bestEffortRouting bool
 
 	// slots bounds concurrent publishes to the pool size.
 	slots chan struct{}
@@ -252,7 +256,7 @@ func (p *confirmPublisher) publishOne(ctx context.Context, topic string, msg *me
 	}
 
 	exchange, key := p.route(topic)
-	ok, err := cc.publish(ctx, exchange, key, publishing)
+	ok, err := cc.publish(ctx, exchange, key, !p.bestEffortRouting, publishing)
 	p.release(cc, err == nil || errors.Is(err, ErrUnroutable))
 	if err != nil {
 		return err
@@ -264,9 +268,15 @@ func (p *confirmPublisher) publishOne(ctx context.Context, topic string, msg *me
 	return nil
 }
 
-// publish sends one mandatory publishing and waits for its confirm.
-func (cc *confirmChannel) publish(ctx context.Context, exchange, key string, p amqp091.Publishing) (bool, error) {
-	dc, err := cc.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, p)
+// publish sends one publishing and waits for its confirm; a mandatory one
+// that no queue takes fails with ErrUnroutable.
+func (cc *confirmChannel) publish(
+	ctx context.Context,
+	exchange, key string,
+	mandatory bool,
+	p amqp091.Publishing,
+) (bool, error) {
+	dc, err := cc.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, mandatory, false, p)
 	if err != nil {
 		return false, fmt.Errorf("sending: %w", err)
 	}

@@ -203,7 +203,7 @@ func ReplayPoison(ctx context.Context, cfg config.Config, group string, limit in
 			Timestamp:    d.Timestamp,
 			Body:         d.Body,
 		}
-		acked, err := cc.publish(ctx, "", target, p)
+		acked, err := cc.publish(ctx, "", target, true, p)
 		if err == nil && !acked {
 			err = ErrNotConfirmed
 		}

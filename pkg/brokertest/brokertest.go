@@ -67,8 +67,9 @@ func Topic(t testing.TB) string {
 	return "test-" + name + "-" + uuid.NewString()[:8]
 }
 
-// DeleteAMQPTopology removes, when the test ends, the topic's exchange and
-// the given queues with their poison queues, so that test runs leave
+// DeleteAMQPTopology removes, when the test ends, the topic's exchange, its
+// audit exchange ("<topic>.audit", where the services record what they did)
+// and the given queues with their poison queues, so that test runs leave
 // nothing behind on the broker.
 func DeleteAMQPTopology(t testing.TB, amqpURL, topic string, queues ...string) {
 	t.Helper()
@@ -98,8 +99,10 @@ func DeleteAMQPTopology(t testing.TB, amqpURL, topic string, queues ...string) {
 				t.Logf("deleting queue %s: %v", q, err)
 			}
 		}
-		if err := ch.ExchangeDelete(topic, false, false); err != nil {
-			t.Logf("deleting exchange %s: %v", topic, err)
+		for _, exchange := range []string{topic, topic + ".audit"} {
+			if err := ch.ExchangeDelete(exchange, false, false); err != nil {
+				t.Logf("deleting exchange %s: %v", exchange, err)
+			}
 		}
 	})
 }

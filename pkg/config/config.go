@@ -39,6 +39,7 @@ type Config struct {
 	Publisher PublisherConfig `yaml:"publisher"`
 	Consumer  ConsumerConfig  `yaml:"consumer"`
 	Log       LogConfig       `yaml:"log"`
+	Audit     AuditConfig     `yaml:"audit"`
 }
 
 // AMQPConfig configures the RabbitMQ backend.
@@ -224,6 +225,7 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q is not supported (valid: text, json)", c.Log.Format)
 	}
+	errs = append(errs, c.Audit.validate(c.Topic)...)
 
 	return errors.Join(errs...)
 }

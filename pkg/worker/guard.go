@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/millrace/millrace/pkg/broker"
 	"github.com/millrace/millrace/pkg/events"
@@ -141,11 +142,10 @@ func parkPoison(pub message.Publisher, poisonQueue, group string, logger *slog.L
 				return nil, errors.Join(err, fmt.Errorf("parking in %s: %w", poisonQueue, pubErr))
 			}
 
-			logger.Error("handler gave up, event parked in poison queue",
-				"message_uuid", msg.UUID,
-				"poison_queue", poisonQueue,
-				"attempts", attempts.Load(),
-				"error", err)
+			// Marked as Watermill's own poison queue marks it, so that the
+			// event metrics count it as poisoned and log it, once.
+			msg.Metadata.Set(middleware.ReasonForPoisonedKey, err.Error())
+			logger.Debug("event parked", "message_uuid", msg.UUID, "poison_queue", poisonQueue)
 
 			return nil, nil
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -50,6 +51,19 @@ func Run(
 		// An event completed here whose ack the broker lost is not done twice.
 		skipCompleted(newCompletedIDs(completedIDsKept), logger),
 	}
+	// Records of handled events go to the audit topic through a publisher of
+	// their own, closed after the router has drained.
+	auditPub, err := broker.NewBroadcastPublisher(ctx, cfg, cfg.AuditTopic(), logger)
+	switch {
+	case errors.Is(err, broker.ErrBroadcastUnsupported):
+		logger.Info("no audit records on this backend: the live page and the audit need amqp", "backend", cfg.Backend)
+	case err != nil:
+		return err
+	default:
+		defer closeLogged(auditPub, "closing audit publisher", logger)
+	}
+	instance := strconv.Itoa(logging.Instance())
+
 	poison, err := broker.NewPoisonPublisher(ctx, cfg, group, logger)
 	switch {
 	case errors.Is(err, broker.ErrPoisonUnsupported):
@@ -63,8 +77,17 @@ func Run(
 				logger.Error("closing poison publisher", "error", err)
 			}
 		}()
+		if auditPub != nil {
+			// Parked events are recorded for the live page and the audit.
+			outer = append(outer, AuditParked(auditPub, cfg.AuditTopic(), group, instance, logger))
+		}
 		// What still fails after the retry below is parked, and the queue moves on.
 		outer = append(outer, parkPoison(poison, broker.PoisonQueue(cfg.Topic, group), group, logger))
+	}
+
+	if auditPub != nil {
+		// Inside the poison queue: only an event that was handled is recorded.
+		outer = append(outer, AuditTrail(auditPub, cfg.AuditTopic(), group, instance, logger))
 	}
 
 	router, err := newRouter(cfg, logger, outer, countAttempts)
@@ -105,8 +128,9 @@ func Run(
 // completedIDsKept is how many completed event IDs an instance remembers.
 const completedIDsKept = 10000
 
-// NewRouter returns a router with the middleware every consumer service uses,
-// inside outer, which runs first.
+// NewRouter returns a router with the middleware every consumer service uses.
+// outer middleware runs first, around the retries: it sees an event's final
+// outcome only.
 func NewRouter(cfg config.Config, logger *slog.Logger, outer ...message.HandlerMiddleware) (*message.Router, error) {
 	return newRouter(cfg, logger, outer)
 }

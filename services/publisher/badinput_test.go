@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 
 // recordingPublisher stores what it is asked to publish, or fails as told.
 type recordingPublisher struct {
+	calls atomic.Int32 // Publish calls, failed ones included
+
 	mu    sync.Mutex
 	msgs  []*message.Message
 	err   error
@@ -27,6 +30,7 @@ type recordingPublisher struct {
 }
 
 func (p *recordingPublisher) Publish(_ string, msgs ...*message.Message) error {
+	p.calls.Add(1)
 	if p.block {
 		<-msgs[0].Context().Done()
 

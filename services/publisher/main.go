@@ -1,5 +1,6 @@
 // Command publisher is the HTTP edge: POST /stuff turns the request body into
-// one event, published through Watermill to every consumer group.
+// one event, published through Watermill to every consumer group. It also
+// serves the live page at /, which shows each event reaching the consumers.
 package main
 
 import (
@@ -25,32 +26,63 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+
+	// Metrics, /healthz and /readyz next to the API; publishes are timed.
+	ops, timedPub, err := newOps(cfg, pub, logger)
+	if err != nil {
+		_ = pub.Close()
+
+		return err
+	}
+	pub = timedPub
+	// Every confirmed event is also recorded on the audit topic, for the
+	// live page and the delivery audit. Closing it closes what it wraps.
+	records, err := broker.NewBroadcastPublisher(ctx, cfg, cfg.AuditTopic(), logger)
+	switch {
+	case errors.Is(err, broker.ErrBroadcastUnsupported):
+		logger.Info("no audit records on this backend: the live page and the audit need amqp", "backend", cfg.Backend)
+	case err != nil:
+		_ = pub.Close()
+
+		return err
+	default:
+		pub = withAuditTrail(pub, records, cfg, logger)
+	}
 	defer func() {
 		if err := pub.Close(); err != nil {
 			logger.Error("closing publisher", "error", err)
 		}
 	}()
 
-	// Metrics, /healthz and /readyz next to the API; publishes are timed.
-	ops, timedPub, err := newOps(cfg, pub, logger)
+	// The live page at / follows the audit trail; see live.go.
+	feed, err := startLiveFeed(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	e := newServer(cfg, timedPub, logger)
-	ops.mount(e)
+	defer func() {
+		if err := feed.Close(); err != nil {
+			logger.Error("closing live feed", "error", err)
+		}
+	}()
 
 	ln, err := net.Listen("tcp", cfg.Publisher.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Publisher.Listen, err)
 	}
 
+	handler := newServer(cfg, pub, logger)
+	ops.mount(handler)
+	feed.mount(handler)
+
 	srv := &http.Server{
-		Handler:           e,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      cfg.Publisher.PublishTimeout + 30*time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	// Shutdown waits for open requests: end the page's streams first.
+	srv.RegisterOnShutdown(feed.endStreams)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -54,6 +54,8 @@ func TestEachEventIsHandledOnceByEachTypeAndInstancesShareTheWork(t *testing.T) 
 	}
 
 	const events = 50
+	// The delivery audit is the second oracle, beside the seed lines.
+	auditor := startAudit(t, events, env...)
 	bodies := make([]string, events)
 	for i := range bodies {
 		bodies[i] = fmt.Sprintf("event %02d of %s", i, topic)
@@ -65,6 +67,7 @@ func TestEachEventIsHandledOnceByEachTypeAndInstancesShareTheWork(t *testing.T) 
 			return len(handled(t, instances[group])) >= events
 		})
 	}
+	requireCleanAudit(t, auditor)
 	// Stop every instance before the final count, so a late duplicate would be seen.
 	for _, group := range groups {
 		for _, p := range instances[group] {

@@ -46,7 +46,7 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 
 	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
-		"./services/publisher", "./services/consumer", "./services/extraspecialconsumer")
+		"./services/publisher", "./services/consumer", "./services/extraspecialconsumer", "./services/audit")
 	build.Dir = repoRoot
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building the services: %v\n%s", err, out)
