@@ -294,41 +294,35 @@ func checkPodConfig(t *testing.T, m manifests, pod corev1.PodSpec, c corev1.Cont
 	return cfg
 }
 
-// checkProbes checks that a container serving a port is probed on it, and
-// that a Deployment without probes only counts a pod available once it has
-// outlived its broker connect timeout.
+// checkProbes checks that every container serves its operator endpoints on
+// a port of its own, on every interface of the pod, and is probed there:
+// readiness on /readyz, liveness on /healthz (which never looks at the
+// broker), and a startup probe that outlasts the broker connect timeout.
 func checkProbes(t *testing.T, d *appsv1.Deployment, c corev1.Container, cfg config.Config) {
 	t.Helper()
 	if len(c.Ports) == 0 {
-		if c.ReadinessProbe != nil || c.LivenessProbe != nil {
-			return
-		}
-		if min := time.Duration(d.Spec.MinReadySeconds) * time.Second; min <= cfg.AMQP.ConnectTimeout {
-			t.Errorf("no probes and minReadySeconds %s <= amqp.connect_timeout %s: "+
-				"a pod that cannot reach the broker counts as available", min, cfg.AMQP.ConnectTimeout)
-		}
-
-		return
+		t.Fatal("the container serves no port, so nothing can probe it")
 	}
 
-	probes := map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe}
-	for kind, p := range probes {
-		if p == nil {
-			t.Errorf("no %s probe", kind)
+	probes := []struct {
+		kind  string
+		probe *corev1.Probe
+		path  string
+	}{
+		{"readiness", c.ReadinessProbe, "/readyz"},
+		{"liveness", c.LivenessProbe, "/healthz"},
+	}
+	for _, p := range probes {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			t.Errorf("no HTTP %s probe", p.kind)
 
 			continue
 		}
-		var port string
-		switch {
-		case p.HTTPGet != nil:
-			port = p.HTTPGet.Port.String()
-		case p.TCPSocket != nil:
-			port = p.TCPSocket.Port.String()
-		default:
-			t.Errorf("%s probe is neither HTTP nor TCP", kind)
+		if p.probe.HTTPGet.Path != p.path {
+			t.Errorf("%s probe asks %s, want %s", p.kind, p.probe.HTTPGet.Path, p.path)
 		}
-		if containerPort(c, port) == 0 {
-			t.Errorf("%s probe port %q is not a port of the container", kind, port)
+		if port := p.probe.HTTPGet.Port.String(); containerPort(c, port) == 0 {
+			t.Errorf("%s probe port %q is not a port of the container", p.kind, port)
 		}
 	}
 	if s := c.StartupProbe; s == nil ||
@@ -336,9 +330,13 @@ func checkProbes(t *testing.T, d *appsv1.Deployment, c corev1.Container, cfg con
 		t.Errorf("the startup probe must allow more than amqp.connect_timeout %s before liveness applies",
 			cfg.AMQP.ConnectTimeout)
 	}
-	if listen := cfg.Publisher.Listen; !strings.HasSuffix(listen, ":"+itoa(c.Ports[0].ContainerPort)) ||
-		!strings.HasPrefix(listen, "0.0.0.0:") {
-		t.Errorf("publisher.listen %q is not the container port %d on every interface", listen, c.Ports[0].ContainerPort)
+
+	key, listen := "consumer.admin_listen", cfg.Consumer.AdminListen
+	if d.Name == "publisher" {
+		key, listen = "publisher.listen", cfg.Publisher.Listen
+	}
+	if !strings.HasSuffix(listen, ":"+itoa(c.Ports[0].ContainerPort)) || !strings.HasPrefix(listen, "0.0.0.0:") {
+		t.Errorf("%s %q is not the container port %d on every interface", key, listen, c.Ports[0].ContainerPort)
 	}
 }
 
