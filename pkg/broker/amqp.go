@@ -50,14 +50,8 @@ func newAMQPPublisher(ctx context.Context, cfg config.Config, logger *slog.Logge
 		return declareAMQPTopology(ch, c, cfg.Topic, cfg.Groups)
 	}, toFanoutExchange, logger)
 
-	_, err := connectWithRetry(ctx, cfg.AMQP.ConnectTimeout, logger, func() (*amqp091.Connection, error) {
-		attemptCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-
-		return pub.connect(attemptCtx)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("connecting to AMQP broker %s: %w", config.RedactURL(cfg.AMQP.URL), err)
+	if err := pub.connectWithRetry(ctx, cfg.AMQP.ConnectTimeout); err != nil {
+		return nil, err
 	}
 	logger.Info("connected to broker", "topic", cfg.Topic, "groups", cfg.Groups)
 

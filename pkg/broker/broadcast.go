@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -63,14 +62,8 @@ func NewBroadcastPublisher(ctx context.Context, cfg config.Config, topic string,
 	}, toFanoutExchange, logger)
 	pub.bestEffortRouting = true
 
-	_, err := connectWithRetry(ctx, cfg.AMQP.ConnectTimeout, logger, func() (*amqp091.Connection, error) {
-		attemptCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-
-		return pub.connect(attemptCtx)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("connecting to AMQP broker %s: %w", config.RedactURL(cfg.AMQP.URL), err)
+	if err := pub.connectWithRetry(ctx, cfg.AMQP.ConnectTimeout); err != nil {
+		return nil, err
 	}
 
 	return pub, nil

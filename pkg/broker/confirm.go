@@ -194,6 +194,22 @@ func (p *confirmPublisher) acquire(ctx context.Context) (*confirmChannel, error)
 	return &confirmChannel{conn: conn, ch: ch, returns: returns}, nil
 }
 
+// connectWithRetry makes the first connection, retrying until timeout; each
+// attempt may take at most 10 s.
+func (p *confirmPublisher) connectWithRetry(ctx context.Context, timeout time.Duration) error {
+	_, err := connectWithRetry(ctx, timeout, p.logger, func() (*amqp091.Connection, error) {
+		attemptCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+
+		return p.connect(attemptCtx)
+	})
+	if err != nil {
+		return fmt.Errorf("connecting to AMQP broker %s: %w", config.RedactURL(p.url), err)
+	}
+
+	return nil
+}
+
 // liveConnection returns the open connection, reconnecting (and declaring
 // the topology) first when there is none.
 func (p *confirmPublisher) liveConnection(ctx context.Context) (*amqp091.Connection, error) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -61,14 +60,8 @@ func NewPoisonPublisher(ctx context.Context, cfg config.Config, group string, lo
 		return nil
 	}, toQueue, logger)
 
-	_, err := connectWithRetry(ctx, cfg.AMQP.ConnectTimeout, logger, func() (*amqp091.Connection, error) {
-		attemptCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-
-		return pub.connect(attemptCtx)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("connecting to AMQP broker %s: %w", config.RedactURL(cfg.AMQP.URL), err)
+	if err := pub.connectWithRetry(ctx, cfg.AMQP.ConnectTimeout); err != nil {
+		return nil, err
 	}
 
 	return pub, nil
