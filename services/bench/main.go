@@ -79,7 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.amqpURL, "amqp-url", defaultURL, "RabbitMQ to run against (default $MILLRACE_AMQP_URL or the local broker)")
 	fs.StringVar(&o.repo, "repo", ".", "repository root: the services are built from it and run in it, with configs/default.yaml")
 	fs.StringVar(&o.binDir, "bin", "", "directory with already built services (default: build them into a temporary directory)")
-	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown file the results are written to, relative to -repo; empty for none")
+	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown file the results are written to, relative to -repo unless absolute; empty for none")
 	fs.StringVar(&o.note, "note", "", "a line added to the results, e.g. what else ran on the machine")
 	fs.IntVar(&o.instances, "instances", 2, "instances of each consumer type, and consumers per queue in the baselines")
 	rates := fs.String("rates", "500,1000,2000", "open-loop rates in events/s, one phase each")
@@ -192,7 +192,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return nil
 	}
 
-	return writeResults(filepath.Join(o.repo, o.out), rep)
+	out := o.out
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(o.repo, out)
+	}
+
+	return writeResults(out, rep)
 }
 
 // phases runs the warm-up, the open-loop rates (ramping up until the
