@@ -56,6 +56,21 @@ type options struct {
 	soakRate      int
 	soakWindow    time.Duration
 	brokerPID     int
+	serviceEnv    []string
+}
+
+// envFlag collects repeated -env KEY=VALUE flags.
+type envFlag []string
+
+func (e *envFlag) String() string { return strings.Join(*e, " ") }
+
+func (e *envFlag) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || !strings.HasPrefix(k, config.EnvPrefix) {
+		return fmt.Errorf("%q is not %sKEY=VALUE", v, config.EnvPrefix)
+	}
+	*e = append(*e, v)
+
+	return nil
 }
 
 func main() {
@@ -69,7 +84,7 @@ func main() {
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
-	o := options{prefetch: config.Default().AMQP.Prefetch, idle: 5 * time.Second}
+	o := options{idle: 5 * time.Second}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	defaultURL := os.Getenv("MILLRACE_AMQP_URL")
@@ -88,12 +103,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 32, "requests in flight in the closed-loop phase, and publishers of baseline (a)")
 	fs.IntVar(&o.window, "window", 256, "unconfirmed messages in flight in baseline (b)")
 	fs.IntVar(&o.limitPrefetch, "limit-prefetch", 50, "consumer prefetch of baseline (b); baseline (a) uses the services' amqp.prefetch")
-	fs.IntVar(&o.maxWorkers, "max-workers", 2000, "most requests in flight in an open-loop phase")
+	fs.IntVar(&o.maxWorkers, "max-workers", 512, "most requests in flight in an open-loop phase")
 	fs.DurationVar(&o.drain, "drain", time.Minute, "longest wait after a phase for the consumers to finish its events")
 	fs.DurationVar(&o.startTimeout, "start-timeout", time.Minute, "longest wait for the services to start")
 	fs.DurationVar(&o.soak, "soak", 0, "instead of the phases, run a soak this long at -soak-rate, reporting every -soak-window")
 	fs.IntVar(&o.soakRate, "soak-rate", 1000, "open-loop rate of the soak, events/s")
 	fs.DurationVar(&o.soakWindow, "soak-window", time.Minute, "soak reporting interval")
+	fs.Var((*envFlag)(&o.serviceEnv), "env",
+		"a configuration override for the services, MILLRACE_KEY=VALUE, e.g. MILLRACE_AMQP_PREFETCH=10; repeatable")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -135,9 +152,26 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if _, err := os.Stat(filepath.Join(o.repo, "go.mod")); err != nil {
 		errs = append(errs, fmt.Errorf("-repo: %s is not the repository root (no go.mod)", o.repo))
+	} else if cfg, err := servicesConfig(o); err != nil {
+		errs = append(errs, err)
+	} else {
+		o.prefetch = cfg.AMQP.Prefetch
 	}
 
 	return o, errors.Join(errs...)
+}
+
+// servicesConfig is the configuration the services will run with: the
+// repository's default profile, then the MILLRACE_* environment they
+// inherit, then the -env overrides.
+func servicesConfig(o options) (config.Config, error) {
+	environ := append(os.Environ(), o.serviceEnv...)
+	cfg, _, err := config.Load(filepath.Join(o.repo, config.DefaultFile), environ)
+	if err != nil {
+		return cfg, fmt.Errorf("-env: %w", err)
+	}
+
+	return cfg, nil
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -267,7 +301,8 @@ func phases(ctx context.Context, o options, p *pipeline, rep *report, stderr io.
 }
 
 // soak runs the services at o.soakRate for o.soak, one reported phase per
-// o.soakWindow, and fails if a service's memory keeps growing.
+// o.soakWindow; the report compares each service's memory at the end with
+// its memory after the first window.
 func soak(ctx context.Context, o options, p *pipeline, rep *report, stderr io.Writer) error {
 	start := time.Now()
 	for i := 1; time.Since(start) < o.soak; i++ {

@@ -44,6 +44,7 @@ func startPipeline(o options, binDir string) (*pipeline, error) {
 		"MILLRACE_PUBLISHER_LISTEN=" + addr,
 		"MILLRACE_AMQP_URL=" + o.amqpURL,
 	}
+	env = append(env, o.serviceEnv...)
 
 	pub, err := startProc("publisher", filepath.Join(binDir, "publisher"), o.repo, env, nil)
 	if err != nil {

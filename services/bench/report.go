@@ -48,6 +48,9 @@ func (r report) write(w io.Writer) {
 	fmt.Fprintf(w, "Publisher + %d instances of each consumer type, broker, load generator and baselines on the same machine; "+
 		"%s per phase; closed loop and baseline (a) at %d concurrent requests; baseline (b) window %d.\n",
 		r.o.instances, r.o.duration, r.o.concurrency, r.o.window)
+	if len(r.o.serviceEnv) > 0 {
+		fmt.Fprintf(w, "Services run with the default configuration plus %s.\n", strings.Join(r.o.serviceEnv, " "))
+	}
 	if r.o.note != "" {
 		fmt.Fprintf(w, "Note: %s\n", r.o.note)
 	}
@@ -80,9 +83,49 @@ func (r report) write(w io.Writer) {
 		"end-to-end is from the request (or publish) to the consumer's output line (or ack).")
 	r.writeFailures(w)
 	r.writeProcesses(w)
-	if !r.soak {
-		r.writeRatios(w)
-		r.writeTargets(w)
+	if r.soak {
+		r.writeSoak(w)
+
+		return
+	}
+	r.writeRatios(w)
+	r.writeTargets(w)
+}
+
+// A service's RSS counts as growing over a soak when, from the end of the
+// first window to the end of the last, it grows by more than both limits.
+const (
+	soakGrowthLimit    = 0.10
+	soakGrowthLimitMiB = 4
+)
+
+// writeSoak compares every service's RSS after the first soak window, when
+// its pools and buffers have warmed up, with its RSS at the end.
+func (r report) writeSoak(w io.Writer) {
+	if len(r.pipeline) < 2 {
+		fmt.Fprintln(w, "\nThe soak needs at least two windows to tell growth; run it longer than -soak-window.")
+
+		return
+	}
+	first, last := r.pipeline[0], r.pipeline[len(r.pipeline)-1]
+	fmt.Fprintf(w, "\nMemory over the soak (%d events through the services):\n\n", r.eventsThroughServices())
+	fmt.Fprintln(w, "| service | RSS MiB after first window | RSS MiB at end | peak RSS MiB | growth | verdict |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | --- |")
+	for i, f := range first.procs {
+		if !f.service || i >= len(last.procs) {
+			continue
+		}
+		end := last.procs[i]
+		growth := 0.0
+		if f.rss > 0 {
+			growth = float64(end.rss-f.rss) / float64(f.rss)
+		}
+		verdict := "no growth"
+		if growth > soakGrowthLimit && end.rss-f.rss > soakGrowthLimitMiB*mib {
+			verdict = "**grows**"
+		}
+		fmt.Fprintf(w, "| %s | %.1f | %.1f | %.1f | %+.0f%% | %s |\n",
+			f.name, float64(f.rss)/mib, float64(end.rss)/mib, float64(end.hwm)/mib, growth*100, verdict)
 	}
 }
 
