@@ -346,11 +346,15 @@ func describeMachine(amqpURL string) (machine, error) {
 // writeResults writes the report under a short header to path.
 func writeResults(path string, rep report) error {
 	var b bytes.Buffer
-	fmt.Fprintln(&b, "# Benchmark results")
+	title := "# Benchmark results"
+	if rep.soak {
+		title = "# Soak results"
+	}
+	fmt.Fprintln(&b, title)
 	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, "Written by `go tool task bench` (`go run ./services/bench`); see the README's Benchmark section "+
-		"for what each figure means. Absolute figures depend on the machine; the ratios, measured in one run, "+
-		"are what to compare.")
+	fmt.Fprintln(&b, "Written by `go tool task bench` (`go run ./services/bench`); docs/performance.md says "+
+		"what each figure means and where the time goes. Absolute figures depend on the machine; the ratios, "+
+		"measured in one run, are what to compare.")
 	fmt.Fprintln(&b)
 	rep.write(&b)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
