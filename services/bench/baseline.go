@@ -27,7 +27,7 @@ type baseline struct {
 
 // runBaseline measures one baseline for l.duration on a topology of its own,
 // then removes it.
-func runBaseline(ctx context.Context, o options, id int, l load, b baseline) (phaseResult, error) {
+func runBaseline(ctx context.Context, o options, id int, l load, b baseline) (_ phaseResult, err error) {
 	exchange := "bench-baseline-" + uuid.NewString()[:8]
 	queues := make([]string, 0, numTypes)
 	for _, name := range typeNames {
@@ -179,8 +179,12 @@ func publishEachConfirmed(ctx context.Context, conn *amqp091.Connection, exchang
 	}
 	wg.Wait()
 	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
 
-	return errors.Join(<-errs)
+	return errors.Join(all...)
 }
 
 // publishPipelined is baseline (b): one confirm channel with up to window

@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -255,7 +256,7 @@ func phases(ctx context.Context, o options, p *pipeline, rep *report, stderr io.
 		return err
 	}
 
-	rates := o.rates
+	rates := slices.Clone(o.rates)
 	for i := 0; i < len(rates); i++ {
 		l := load{name: fmt.Sprintf("open loop %d ev/s", rates[i]), offered: rates[i], duration: o.duration}
 		r, err := step(l.name, func() (phaseResult, error) { return p.run(ctx, next(), l) })

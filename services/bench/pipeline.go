@@ -124,8 +124,8 @@ func (p *pipeline) watched() []watchedProc {
 	return append(w, commonWatched(p.o)...)
 }
 
-// load is one load phase: open loop at rate events/s, or closed loop with
-// concurrency requests in flight when rate is 0.
+// load is one load phase: open loop at offered events/s, or closed loop
+// with concurrency requests in flight when offered is 0.
 type load struct {
 	name        string
 	offered     int
