@@ -45,9 +45,14 @@ func (r report) write(w io.Writer) {
 	fmt.Fprintf(w, "Run %s on %d cores (%s), %s, RabbitMQ %s.\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.machine.cores, r.machine.cpuModel,
 		r.machine.goVersion, r.machine.rabbitmqVersion)
-	fmt.Fprintf(w, "Publisher + %d instances of each consumer type, broker, load generator and baselines on the same machine; "+
-		"%s per phase; closed loop and baseline (a) at %d concurrent requests; baseline (b) window %d.\n",
-		r.o.instances, r.o.duration, r.o.concurrency, r.o.window)
+	if r.soak {
+		fmt.Fprintf(w, "Publisher + %d instances of each consumer type, broker and load generator on the same machine; "+
+			"soak of %s at %d ev/s, reported every %s.\n", r.o.instances, r.o.soak, r.o.soakRate, r.o.soakWindow)
+	} else {
+		fmt.Fprintf(w, "Publisher + %d instances of each consumer type, broker, load generator and baselines on the same machine; "+
+			"%s per phase; closed loop and baseline (a) at %d concurrent requests; baseline (b) window %d.\n",
+			r.o.instances, r.o.duration, r.o.concurrency, r.o.window)
+	}
 	if len(r.o.serviceEnv) > 0 {
 		fmt.Fprintf(w, "Services run with the default configuration plus %s.\n", strings.Join(r.o.serviceEnv, " "))
 	}
