@@ -155,6 +155,10 @@ func (p *pipeline) run(ctx context.Context, id int, l load) (phaseResult, error)
 		opts = append(opts, vegeta.Workers(uint64(l.concurrency)), vegeta.MaxWorkers(uint64(l.concurrency)),
 			vegeta.Connections(l.concurrency))
 	} else {
+		// Warning: once o.maxWorkers requests are in flight vegeta waits for
+		// one to finish before sending more, so a phase offered more than
+		// the services take sends less than its rate (accepted + failed
+		// shows how much), and the publisher's memory grows with this bound.
 		opts = append(opts, vegeta.MaxWorkers(uint64(p.o.maxWorkers)))
 	}
 	attacker := vegeta.NewAttacker(opts...)
