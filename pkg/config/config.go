@@ -50,7 +50,10 @@ type AMQPConfig struct {
 	// before it gives up and exits non-zero. Default 30s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// Prefetch is how many unacknowledged events the broker hands one consumer
-	// instance at a time. 1 gives strict round-robin between idle instances. Default 1.
+	// instance at a time. The broker still deals events round-robin between
+	// instances; above 1 an instance finds its next event already delivered
+	// instead of waiting a broker round trip after each ack, but a stuck
+	// instance holds up to this many events. Default 20.
 	Prefetch int `yaml:"prefetch"`
 	// PublishChannels is the size of the publisher's pool of confirm channels,
 	// which bounds how many publishes wait for a broker confirm at once. Default 16.
@@ -117,7 +120,7 @@ func Default() Config {
 		AMQP: AMQPConfig{
 			URL:             "amqp://guest:guest@localhost:5672/",
 			ConnectTimeout:  30 * time.Second,
-			Prefetch:        1,
+			Prefetch:        20,
 			PublishChannels: 16,
 			QueueType:       QueueClassic,
 		},
