@@ -43,52 +43,12 @@ func Run(
 		return err
 	}
 
-	outer := []message.HandlerMiddleware{
-		// Event metrics, and the one log line of an event's final outcome.
-		obs.middleware(),
-		// Redeliveries are logged, so at-least-once is visible.
-		logRedelivery(logger),
-		// An event completed here whose ack the broker lost is not done twice.
-		skipCompleted(newCompletedIDs(completedIDsKept), logger),
-	}
-	// Records of handled events go to the audit topic through a publisher of
-	// their own, closed after the router has drained.
-	auditPub, err := broker.NewBroadcastPublisher(ctx, cfg, cfg.AuditTopic(), logger)
-	switch {
-	case errors.Is(err, broker.ErrBroadcastUnsupported):
-		logger.Info("no audit records on this backend: the live page and the audit need amqp", "backend", cfg.Backend)
-	case err != nil:
+	outer, closeStack, err := middlewareStack(ctx, cfg, group, obs, logger)
+	if err != nil {
 		return err
-	default:
-		defer closeLogged(auditPub, "closing audit publisher", logger)
 	}
-	instance := strconv.Itoa(logging.Instance())
-
-	poison, err := broker.NewPoisonPublisher(ctx, cfg, group, logger)
-	switch {
-	case errors.Is(err, broker.ErrPoisonUnsupported):
-		logger.Warn("no poison queue on this backend: an event that keeps failing is redelivered until it succeeds",
-			"backend", cfg.Backend)
-	case err != nil:
-		return err
-	default:
-		defer func() {
-			if err := poison.Close(); err != nil {
-				logger.Error("closing poison publisher", "error", err)
-			}
-		}()
-		if auditPub != nil {
-			// Parked events are recorded for the live page and the audit.
-			outer = append(outer, AuditParked(auditPub, cfg.AuditTopic(), group, instance, logger))
-		}
-		// What still fails after the retry below is parked, and the queue moves on.
-		outer = append(outer, parkPoison(poison, broker.PoisonQueue(cfg.Topic, group), group, logger))
-	}
-
-	if auditPub != nil {
-		// Inside the poison queue: only an event that was handled is recorded.
-		outer = append(outer, AuditTrail(auditPub, cfg.AuditTopic(), group, instance, logger))
-	}
+	// After the router has drained: its handlers publish through these.
+	defer closeStack()
 
 	router, err := newRouter(cfg, logger, outer, countAttempts)
 	if err != nil {
@@ -123,6 +83,71 @@ func Run(
 	}
 
 	return closeErr
+}
+
+// middlewareStack builds the middleware that wraps the retry, outermost
+// first, with the publishers it needs (poison queue, audit trail) where the
+// backend has them; closeStack closes those publishers.
+func middlewareStack(
+	ctx context.Context,
+	cfg config.Config,
+	group string,
+	obs *observer,
+	logger *slog.Logger,
+) (outer []message.HandlerMiddleware, closeStack func(), err error) {
+	var closers []func()
+	closeStack = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+
+	outer = []message.HandlerMiddleware{
+		// Event metrics, and the one log line of an event's final outcome.
+		obs.middleware(),
+		// Redeliveries are logged, so at-least-once is visible.
+		logRedelivery(logger),
+		// An event completed here whose ack the broker lost is not done twice.
+		skipCompleted(newCompletedIDs(completedIDsKept), logger),
+	}
+	instance := strconv.Itoa(logging.Instance())
+
+	// Records of handled and parked events, for the live page and the audit.
+	auditPub, err := broker.NewBroadcastPublisher(ctx, cfg, cfg.AuditTopic(), logger)
+	switch {
+	case errors.Is(err, broker.ErrBroadcastUnsupported):
+		auditPub = nil
+		logger.Info("no audit records on this backend: the live page and the audit need amqp", "backend", cfg.Backend)
+	case err != nil:
+		return nil, nil, err
+	default:
+		closers = append(closers, func() { closeLogged(auditPub, "closing audit publisher", logger) })
+	}
+
+	poison, err := broker.NewPoisonPublisher(ctx, cfg, group, logger)
+	switch {
+	case errors.Is(err, broker.ErrPoisonUnsupported):
+		logger.Warn("no poison queue on this backend: an event that keeps failing is redelivered until it succeeds",
+			"backend", cfg.Backend)
+	case err != nil:
+		closeStack()
+
+		return nil, nil, err
+	default:
+		closers = append(closers, func() { closeLogged(poison, "closing poison publisher", logger) })
+		if auditPub != nil {
+			outer = append(outer, AuditParked(auditPub, cfg.AuditTopic(), group, instance, logger))
+		}
+		// What still fails after the retry is parked, and the queue moves on.
+		outer = append(outer, parkPoison(poison, broker.PoisonQueue(cfg.Topic, group), group, logger))
+	}
+
+	if auditPub != nil {
+		// Inside the poison queue: only an event that was handled is recorded.
+		outer = append(outer, AuditTrail(auditPub, cfg.AuditTopic(), group, instance, logger))
+	}
+
+	return outer, closeStack, nil
 }
 
 // completedIDsKept is how many completed event IDs an instance remembers.
