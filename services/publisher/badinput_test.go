@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace/pkg/broker"
 	"github.com/millrace/millrace/pkg/config"
 )
 
@@ -55,6 +58,46 @@ func (p *recordingPublisher) published() []*message.Message {
 	return append([]*message.Message(nil), p.msgs...)
 }
 
+func TestABodyThatCannotBeReadGetsAClearErrorAndPublishesNothing(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantText   string
+	}{
+		{name: "a body that stops arriving before Content-Length is reached gets a 408",
+			err: os.ErrDeadlineExceeded, wantStatus: http.StatusRequestTimeout,
+			wantText: "request body did not arrive in time: send as many bytes as Content-Length says\n"},
+		{name: "a broken body gets a 400 without the connection's details",
+			err: errors.New("read tcp 127.0.0.1:8000->127.0.0.1:4242: connection reset"), wantStatus: http.StatusBadRequest,
+			wantText: "request body could not be read\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pub := &recordingPublisher{}
+			req := httptest.NewRequest(http.MethodPost, "/stuff", failingBody{tt.err})
+			rec := httptest.NewRecorder()
+
+			newServer(config.Default(), pub, slog.New(slog.DiscardHandler)).ServeHTTP(rec, req)
+
+			if rec.Code != tt.wantStatus || rec.Body.String() != tt.wantText {
+				t.Errorf("got %d %q, want %d %q", rec.Code, rec.Body.String(), tt.wantStatus, tt.wantText)
+			}
+			if n := pub.calls.Load(); n != 0 {
+				t.Errorf("published %d events, want none", n)
+			}
+		})
+	}
+}
+
+// failingBody is a request body whose reading fails with err.
+type failingBody struct{ err error }
+
+func (f failingBody) Read([]byte) (int, error) { return 0, f.err }
+
 // oneByteAtATime hides the length of a body, so the request is sent chunked
 // with no Content-Length.
 type oneByteAtATime struct{ r io.Reader }
@@ -88,12 +131,18 @@ func TestBadInputGetsAClear4xxAndPublishesNothing(t *testing.T) {
 			body: strings.NewReader("x"), wantStatus: http.StatusMethodNotAllowed, wantText: "Method Not Allowed"},
 		{name: "an unknown path is not found", method: http.MethodPost, path: "/things",
 			body: strings.NewReader("x"), wantStatus: http.StatusNotFound, wantText: "Not Found"},
-		{name: "a broker that refuses gets a 503", method: http.MethodPost, path: "/stuff",
-			body: strings.NewReader("x"), pub: &recordingPublisher{err: errors.New("connection refused")},
-			wantStatus: http.StatusServiceUnavailable, wantText: "event not stored, try again: broker unavailable"},
+		{name: "an unreachable broker gets a 503", method: http.MethodPost, path: "/stuff",
+			body: strings.NewReader("x"), pub: &recordingPublisher{err: errors.New("dial tcp: connection refused")},
+			wantStatus: http.StatusServiceUnavailable, wantText: "event not stored, try again: the broker is unavailable"},
 		{name: "a broker that never confirms gets a 503 at the publish timeout", method: http.MethodPost,
 			path: "/stuff", body: strings.NewReader("x"), pub: &recordingPublisher{block: true},
-			wantStatus: http.StatusServiceUnavailable, wantText: "broker did not confirm in time"},
+			wantStatus: http.StatusServiceUnavailable, wantText: "the broker did not confirm it in time"},
+		{name: "an event no queue takes gets a 503 saying so", method: http.MethodPost, path: "/stuff",
+			body: strings.NewReader("x"), pub: &recordingPublisher{err: fmt.Errorf("publishing: %w", broker.ErrUnroutable)},
+			wantStatus: http.StatusServiceUnavailable, wantText: "event not stored, try again: no queue took it"},
+		{name: "an event the broker nacks gets a 503 saying so", method: http.MethodPost, path: "/stuff",
+			body: strings.NewReader("x"), pub: &recordingPublisher{err: broker.ErrNotConfirmed},
+			wantStatus: http.StatusServiceUnavailable, wantText: "event not stored, try again: the broker refused it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/millrace/millrace/pkg/broker"
 	"github.com/millrace/millrace/pkg/config"
 	"github.com/millrace/millrace/pkg/events"
 )
@@ -62,8 +64,12 @@ func (h *stuffHandler) post(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("request body is larger than %d bytes", h.maxBody))
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return echo.NewHTTPError(http.StatusRequestTimeout,
+			"request body did not arrive in time: send as many bytes as Content-Length says").SetInternal(err)
+	}
 	if err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, "reading request body: "+err.Error())
+		return echo.NewHTTPError(http.StatusBadRequest, "request body could not be read").SetInternal(err)
 	}
 	if len(body) == 0 {
 		return echo.NewHTTPError(http.StatusBadRequest,
@@ -73,14 +79,27 @@ func (h *stuffHandler) post(c echo.Context) error {
 	msg := events.New(body, req.Header.Get(echo.HeaderContentType), h.now())
 	tagEvent(c, msg)
 	if err := h.publish(req.Context(), msg); err != nil {
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "event not stored, try again: "+err.Error()).
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "event not stored, try again: "+publishFailure(err)).
 			SetInternal(err)
 	}
 
 	return c.String(http.StatusOK, "received: "+string(body))
 }
 
-var errPublishTimeout = errors.New("broker did not confirm in time")
+// publishFailure says in a few words, for the client, why an event was not
+// stored; the full error goes to the log.
+func publishFailure(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the broker did not confirm it in time"
+	case errors.Is(err, broker.ErrUnroutable):
+		return "no queue took it"
+	case errors.Is(err, broker.ErrNotConfirmed):
+		return "the broker refused it"
+	default:
+		return "the broker is unavailable"
+	}
+}
 
 // publish waits for the broker to confirm msg, at most h.timeout.
 //
@@ -100,12 +119,8 @@ func (h *stuffHandler) publish(ctx context.Context, msg *message.Message) error 
 
 	select {
 	case err := <-done:
-		if err != nil {
-			return errors.New("broker unavailable")
-		}
-
-		return nil
+		return err
 	case <-ctx.Done():
-		return errPublishTimeout
+		return fmt.Errorf("waiting for the broker's confirm: %w", ctx.Err())
 	}
 }
