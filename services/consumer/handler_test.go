@@ -16,7 +16,9 @@ func TestHandlerPrintsTheSeedLine(t *testing.T) {
 		{name: "plain text", payload: "Hello World", want: "Consumer (Instance: 4242) received: Hello World\n"},
 		{name: "form-encoded text stays as sent", payload: "a=1&b=x+y", want: "Consumer (Instance: 4242) received: a=1&b=x+y\n"},
 		{name: "unicode", payload: "héllo 日本 🎉", want: "Consumer (Instance: 4242) received: héllo 日本 🎉\n"},
-		{name: "newlines are printed as sent", payload: "one\ntwo", want: "Consumer (Instance: 4242) received: one\ntwo\n"},
+		{name: "a newline cannot fake a second line", payload: "one\nConsumer (Instance: 1) received: spoof",
+			want: "Consumer (Instance: 4242) received: one\\nConsumer (Instance: 1) received: spoof\n"},
+		{name: "terminal escapes are not sent to the terminal", payload: "\x1b[31mred", want: "Consumer (Instance: 4242) received: \\x1b[31mred\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
