@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -53,6 +54,9 @@ func newAMQPPublisher(ctx context.Context, cfg config.Config, logger *slog.Logge
 	if err := pub.connectWithRetry(ctx, cfg.AMQP.ConnectTimeout); err != nil {
 		return nil, err
 	}
+	pub.keepTopology(topologyCheckInterval, func(conn *amqp091.Connection) error {
+		return redeclareMissingQueues(conn, c, cfg.Topic, cfg.Groups, logger)
+	})
 	logger.Info("connected to broker", "topic", cfg.Topic, "groups", cfg.Groups)
 
 	return pub, nil
@@ -112,4 +116,47 @@ func declareAMQPTopologyOn(conn *amqp091.Connection, c amqp.Config, topic string
 	defer ch.Close()
 
 	return declareAMQPTopology(ch, c, topic, groups)
+}
+
+// topologyCheckInterval is how often a publisher checks that every group's
+// queue still exists.
+const topologyCheckInterval = 5 * time.Second
+
+// redeclareMissingQueues declares the topology again when a group's queue is
+// gone: deleted by an operator while none of the group's instances ran, its
+// events would otherwise go on being confirmed to the other groups alone.
+//
+// Warning: the fanout exchange cannot tell the publisher which queues took an
+// event, so events published between the deletion and this check (at most
+// topologyCheckInterval) do not reach that group; the warning logged here
+// names it.
+func redeclareMissingQueues(conn *amqp091.Connection, c amqp.Config, topic string, groups []string, logger *slog.Logger) error {
+	var missing []string
+	for _, group := range groups {
+		queue := QueueName(topic, group)
+		ch, err := conn.Channel()
+		if err != nil {
+			return fmt.Errorf("opening channel: %w", err)
+		}
+		_, err = ch.QueueDeclarePassive(queue, c.Queue.Durable, false, false, false, c.Queue.Arguments)
+		var amqpErr *amqp091.Error
+		switch {
+		case errors.As(err, &amqpErr) && amqpErr.Code == amqp091.NotFound:
+			missing = append(missing, group) // the broker closed the channel
+		case err != nil:
+			_ = ch.Close()
+
+			return fmt.Errorf("checking queue %s: %w", queue, err)
+		default:
+			_ = ch.Close()
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+
+	logger.Warn("consumer group queue was missing, declared it again; events published while it was missing did not reach the group",
+		"topic", topic, "missing_groups", missing)
+
+	return declareAMQPTopologyOn(conn, c, topic, groups)
 }

@@ -65,6 +65,8 @@ type confirmPublisher struct {
 	conn   *amqp091.Connection
 	idle   []*confirmChannel
 	closed bool
+	// stopKeeper ends keepTopology's loop; nil when none runs.
+	stopKeeper chan struct{}
 }
 
 // confirmChannel is one channel in confirm mode with its return listener.
@@ -210,6 +212,40 @@ func (p *confirmPublisher) connectWithRetry(ctx context.Context, timeout time.Du
 	return nil
 }
 
+// keepTopology calls keep every interval while the publisher is connected,
+// until it is closed, so that a piece of topology deleted under a running
+// publisher is found and declared again; keep logs what it repairs.
+func (p *confirmPublisher) keepTopology(interval time.Duration, keep func(*amqp091.Connection) error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.stopKeeper != nil {
+		return
+	}
+	stop := make(chan struct{})
+	p.stopKeeper = stop
+
+	go func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			p.mu.Lock()
+			conn := p.conn
+			p.mu.Unlock()
+			if conn == nil || conn.IsClosed() {
+				continue // the next publish or readiness check reconnects and declares
+			}
+			if err := keep(conn); err != nil {
+				p.logger.Warn("checking the topology", "error", err)
+			}
+		}
+	}()
+}
+
 // liveConnection returns the open connection, reconnecting (and declaring
 // the topology) first when there is none.
 func (p *confirmPublisher) liveConnection(ctx context.Context) (*amqp091.Connection, error) {
@@ -323,6 +359,9 @@ func (p *confirmPublisher) Close() error {
 		return nil
 	}
 	p.closed = true
+	if p.stopKeeper != nil {
+		close(p.stopKeeper)
+	}
 	for _, cc := range p.idle {
 		_ = cc.ch.Close()
 	}
