@@ -6,6 +6,11 @@ import "fmt"
 // every event it publishes, and every consumer every event it handles, as a
 // small record on an audit topic that the live page and the audit command read.
 type AuditConfig struct {
+	// Enabled turns the trail on. It costs three more broker messages per
+	// event (one published record, one handled record per consumer type), so
+	// production profiles turn it off; the live page and the audit need it.
+	// Default true.
+	Enabled bool `yaml:"enabled"`
 	// Topic receives the audit records. Default "", which means "<topic>.audit".
 	Topic string `yaml:"topic"`
 }

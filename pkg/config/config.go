@@ -155,7 +155,8 @@ func Default() Config {
 				MaxInterval:     2 * time.Second,
 			},
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log:   LogConfig{Level: "info", Format: "text"},
+		Audit: AuditConfig{Enabled: true},
 	}
 }
 

@@ -110,6 +110,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.soak, "soak", 0, "instead of the phases, run a soak this long at -soak-rate, reporting every -soak-window")
 	fs.IntVar(&o.soakRate, "soak-rate", 1000, "open-loop rate of the soak, events/s")
 	fs.DurationVar(&o.soakWindow, "soak-window", time.Minute, "soak reporting interval")
+	withAudit := fs.Bool("audit", false,
+		"run the services with the audit trail on (audit.enabled), as run-all does; off by default, as in production profiles")
 	fs.Var((*envFlag)(&o.serviceEnv), "env",
 		"a configuration override for the services, MILLRACE_KEY=VALUE, e.g. MILLRACE_AMQP_PREFETCH=10; repeatable")
 	if err := fs.Parse(args); err != nil {
@@ -118,6 +120,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	// -env comes after, so an explicit MILLRACE_AUDIT_ENABLED still wins.
+	o.serviceEnv = append([]string{"MILLRACE_AUDIT_ENABLED=" + strconv.FormatBool(*withAudit)}, o.serviceEnv...)
 
 	var errs []error
 	for r := range strings.SplitSeq(*rates, ",") {

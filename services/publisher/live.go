@@ -68,6 +68,11 @@ func startLiveFeed(ctx context.Context, cfg config.Config, logger *slog.Logger) 
 		ended:   make(chan struct{}),
 	}
 
+	if !cfg.Audit.Enabled {
+		f.hello.Feed = "the audit trail is off (audit.enabled: false), so there is nothing to show"
+
+		return f, nil
+	}
 	sub, err := broker.NewBroadcastSubscriber(ctx, cfg, logger)
 	if errors.Is(err, broker.ErrBroadcastUnsupported) {
 		f.hello.Feed = err.Error()

@@ -213,3 +213,19 @@ func TestTheStreamOutlivesTheServersWriteTimeout(t *testing.T) {
 		t.Fatalf("after the write timeout got %q %s, want the record", name, data)
 	}
 }
+
+func TestTheLivePageSaysSoWhenTheAuditTrailIsOff(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Audit.Enabled = false
+
+	f, err := startLiveFeed(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	if !strings.Contains(f.hello.Feed, "audit trail is off") {
+		t.Errorf("feed status = %q, want it to say the audit trail is off", f.hello.Feed)
+	}
+}
