@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -29,6 +30,10 @@ func Run(
 	logger *slog.Logger,
 ) error {
 	logger = logger.With("group", group)
+	if !slices.Contains(cfg.Groups, group) {
+		logger.Warn("this consumer group is not listed in groups: the publisher does not create its queue, "+
+			"so events published while none of its instances runs are not kept for it", "groups", cfg.Groups)
+	}
 
 	// Metrics, /healthz and /readyz on the admin port, from before the
 	// broker connects until the router has drained.
