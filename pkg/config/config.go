@@ -89,6 +89,11 @@ type ConsumerConfig struct {
 	// (/metrics, /healthz, /readyz). Default "127.0.0.1:0": a free loopback
 	// port, logged at start, so that any number of instances fit on one host.
 	AdminListen string `yaml:"admin_listen"`
+	// CompletedIDsURL is a Redis (redis:// or rediss://) where the instances
+	// of a group record the events they completed, so that an event whose ack
+	// a broken connection lost is not completed again by another instance of
+	// the group. Default "": each instance remembers only its own.
+	CompletedIDsURL string `yaml:"completed_ids_url" redact:"url"`
 }
 
 // RetryConfig is the in-process retry of a failing handler, before the event
@@ -230,6 +235,7 @@ func (c Config) Validate() error {
 		bad("log.format", "%q is not supported (valid: text, json)", c.Log.Format)
 	}
 	errs = append(errs, c.Audit.validate(c.Topic)...)
+	errs = append(errs, c.Consumer.validateCompletedIDs()...)
 
 	return errors.Join(errs...)
 }

@@ -72,29 +72,65 @@ func (c *completedIDs) add(id string) {
 	c.next = (c.next + 1) % len(c.ring)
 }
 
-// skipCompleted acks without handling a redelivered event this instance has
-// already completed: the broker lost the ack (the connection dropped between
-// the handler's end and the ack) and gave the event back.
+// completionLog records which events a group has completed.
+type completionLog interface {
+	// Completed reports whether id was recorded; an error means unknown.
+	Completed(ctx context.Context, id string) (bool, error)
+	// Record records id as completed.
+	Record(ctx context.Context, id string) error
+}
+
+// skipCompleted acks without handling a redelivered event that was already
+// completed: the broker lost the ack (the connection dropped between the
+// handler's end and the ack) and gave the event back. This instance's own
+// last IDs are always remembered; shared, when set, is asked too, and
+// knows what every instance of the group completed.
 //
-// Warning: it remembers the last size events of this process only; an event
-// redelivered to another instance, or after a restart, is handled again.
-func skipCompleted(done *completedIDs, logger *slog.Logger) message.HandlerMiddleware {
+// Warning: without shared, an event redelivered to another instance of the
+// group, or after a restart, is handled again. When shared cannot be reached
+// the event is handled (at least once beats never) and a warning is logged.
+func skipCompleted(local *completedIDs, shared completionLog, logger *slog.Logger) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
-			if msg.Metadata.Get(events.MetaRedelivered) == "true" && done.has(msg.UUID) {
-				logger.Warn("skipping redelivered event already completed here", "message_uuid", msg.UUID)
+			if msg.Metadata.Get(events.MetaRedelivered) == "true" && completedBefore(msg, local, shared, logger) {
+				logger.Warn("skipping redelivered event already completed", "message_uuid", msg.UUID)
 
 				return nil, nil
 			}
 
 			produced, err := h(msg)
-			if err == nil {
-				done.add(msg.UUID)
+			if err != nil {
+				return produced, err
+			}
+			local.add(msg.UUID)
+			if shared != nil {
+				if err := shared.Record(context.WithoutCancel(msg.Context()), msg.UUID); err != nil {
+					logger.Warn("could not record the completed event; if its ack is lost another instance may handle it again",
+						"message_uuid", msg.UUID, "error", err)
+				}
 			}
 
-			return produced, err
+			return produced, nil
 		}
 	}
+}
+
+func completedBefore(msg *message.Message, local *completedIDs, shared completionLog, logger *slog.Logger) bool {
+	if local.has(msg.UUID) {
+		return true
+	}
+	if shared == nil {
+		return false
+	}
+	done, err := shared.Completed(msg.Context(), msg.UUID)
+	if err != nil {
+		logger.Warn("could not ask whether the redelivered event was completed; handling it",
+			"message_uuid", msg.UUID, "error", err)
+
+		return false
+	}
+
+	return done
 }
 
 type attemptsKey struct{}

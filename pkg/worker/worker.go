@@ -112,9 +112,19 @@ func middlewareStack(
 		obs.middleware(),
 		// Redeliveries are logged, so at-least-once is visible.
 		logRedelivery(logger),
-		// An event completed here whose ack the broker lost is not done twice.
-		skipCompleted(newCompletedIDs(completedIDsKept), logger),
 	}
+	var shared completionLog
+	if url := cfg.Consumer.CompletedIDsURL; url != "" {
+		completions, err := newRedisCompletions(ctx, url, cfg.Topic, group)
+		if err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, func() { closeLogged(completions, "closing completed-events Redis", logger) })
+		shared = completions
+	}
+	// An event completed whose ack the broker lost is not done twice: by this
+	// instance, or by any instance of the group when the log is shared.
+	outer = append(outer, skipCompleted(newCompletedIDs(completedIDsKept), shared, logger))
 	instance := strconv.Itoa(logging.Instance())
 
 	// Records of handled and parked events, for the live page and the audit.
