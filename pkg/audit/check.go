@@ -11,15 +11,18 @@ import (
 // Status is what the audit found for one event and one consumer type.
 type Status string
 
-// The statuses; every one but StatusOK is a violation.
+// The statuses; every one but StatusOK and StatusReplayed is a violation.
 const (
 	// StatusOK: handled exactly once and never parked.
 	StatusOK Status = "ok"
+	// StatusReplayed: parked, then replayed from the poison queue and handled
+	// exactly once. The event was delivered late, but it was delivered.
+	StatusReplayed Status = "replayed"
 	// StatusMissing: no handled record (yet).
 	StatusMissing Status = "missing"
 	// StatusDuplicate: handled more than once.
 	StatusDuplicate Status = "duplicate"
-	// StatusParked: set aside in the poison queue.
+	// StatusParked: set aside in the poison queue and not handled since.
 	StatusParked Status = "parked"
 )
 
@@ -31,6 +34,8 @@ type GroupResult struct {
 	Handled int
 	// Instances lists the instance of each handled record, in time order.
 	Instances []string
+	// ParkedBy lists the instance of each parked record, in time order.
+	ParkedBy []string
 	// Redelivered is true when a handled record was for a redelivery: the
 	// broker gave the event again, after a failure or a crash, before it was
 	// handled. On its own it is not a violation.
@@ -48,12 +53,17 @@ type EventResult struct {
 // OK tells whether every consumer type handled the event exactly once.
 func (e EventResult) OK() bool {
 	for _, g := range e.Groups {
-		if g.Status != StatusOK {
+		if g.Status.Violation() {
 			return false
 		}
 	}
 
 	return true
+}
+
+// Violation tells whether s breaks the exactly-once promise.
+func (s Status) Violation() bool {
+	return s != StatusOK && s != StatusReplayed
 }
 
 // Report is the audit of a set of records.
@@ -66,10 +76,12 @@ type Report struct {
 	// records: published before the audit started listening, or whose
 	// published record was lost. They are not audited.
 	Unpublished []string
-	// Violations counts the (event, type) pairs that are not StatusOK.
+	// Violations counts the (event, type) pairs that are not StatusOK or
+	// StatusReplayed.
 	Violations int
-	// Missing, Duplicates, Parked and Redelivered count (event, type) pairs.
-	Missing, Duplicates, Parked, Redelivered int
+	// Missing, Duplicates, Parked, Replayed and Redelivered count (event,
+	// type) pairs.
+	Missing, Duplicates, Parked, Replayed, Redelivered int
 }
 
 // Check audits records against groups: every published event must be handled
@@ -119,27 +131,35 @@ func Check(records []Record, groups []string) Report {
 
 func checkGroup(records []Record, group string) GroupResult {
 	res := GroupResult{Group: group, Status: StatusOK}
-	parked := false
-	var handled []Record
+	var handled, parked []Record
 	for _, r := range records {
 		switch {
 		case r.Group != group:
 		case r.Kind == KindParked:
-			parked = true
+			parked = append(parked, r)
 		case r.Kind == KindHandled:
 			handled = append(handled, r)
 		}
 	}
-	slices.SortStableFunc(handled, func(a, b Record) int { return a.At.Compare(b.At) })
+	byTime := func(a, b Record) int { return a.At.Compare(b.At) }
+	slices.SortStableFunc(handled, byTime)
+	slices.SortStableFunc(parked, byTime)
 	for _, r := range handled {
 		res.Instances = append(res.Instances, r.Instance)
 		res.Redelivered = res.Redelivered || r.IsRedelivery()
 	}
+	for _, r := range parked {
+		res.ParkedBy = append(res.ParkedBy, r.Instance)
+	}
 	res.Handled = len(handled)
 
+	// A parked event replayed from the poison queue and then handled once is
+	// resolved; parked and never handled, it is still a violation.
 	switch {
-	case parked:
+	case len(parked) > 0 && res.Handled == 0:
 		res.Status = StatusParked
+	case len(parked) > 0 && res.Handled == 1:
+		res.Status = StatusReplayed
 	case res.Handled == 0:
 		res.Status = StatusMissing
 	case res.Handled > 1:
@@ -158,8 +178,10 @@ func (r *Report) count(g GroupResult) {
 		r.Duplicates++
 	case StatusParked:
 		r.Parked++
+	case StatusReplayed:
+		r.Replayed++
 	}
-	if g.Status != StatusOK {
+	if g.Status.Violation() {
 		r.Violations++
 	}
 	if g.Redelivered {
@@ -191,6 +213,9 @@ func (r Report) WriteText(w io.Writer, all bool) error {
 			if len(g.Instances) > 0 {
 				fmt.Fprintf(&b, " by %s", strings.Join(g.Instances, ","))
 			}
+			if len(g.ParkedBy) > 0 {
+				fmt.Fprintf(&b, " (parked by %s)", strings.Join(g.ParkedBy, ","))
+			}
 			if g.Redelivered {
 				b.WriteString(" (redelivered)")
 			}
@@ -203,9 +228,9 @@ func (r Report) WriteText(w io.Writer, all bool) error {
 	}
 	pairs := len(r.Events) * len(r.Groups)
 	fmt.Fprintf(&b, "audit: %d events x %d types: %d exactly once, %d missing, %d duplicated, %d parked, "+
-		"%d redelivered; %d violations\n",
+		"%d replayed, %d redelivered; %d violations\n",
 		len(r.Events), len(r.Groups), pairs-r.Violations, r.Missing, r.Duplicates, r.Parked,
-		r.Redelivered, r.Violations)
+		r.Replayed, r.Redelivered, r.Violations)
 	_, err := io.WriteString(w, b.String())
 
 	return err

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,6 +122,30 @@ func TestCheckFindsEveryKindOfViolation(t *testing.T) {
 			wantViolations: 1,
 		},
 		{
+			name: "a parked event replayed and then handled once is resolved",
+			records: []rec{
+				{kind: KindPublished, event: "e1"},
+				{kind: KindParked, event: "e1", group: "consumer", instance: "11", attempt: 5},
+				{kind: KindHandled, event: "e1", group: "consumer", instance: "12", attempt: 1},
+				{kind: KindHandled, event: "e1", group: "extraspecialconsumer", instance: "21"},
+			},
+			want:          []Status{StatusReplayed, StatusOK},
+			wantRedeliver: []bool{false, false},
+		},
+		{
+			name: "a parked event replayed and then handled twice is a duplicate",
+			records: []rec{
+				{kind: KindPublished, event: "e1"},
+				{kind: KindParked, event: "e1", group: "consumer", instance: "11", attempt: 5},
+				{kind: KindHandled, event: "e1", group: "consumer", instance: "12", attempt: 1},
+				{kind: KindHandled, event: "e1", group: "consumer", instance: "13", attempt: 1},
+				{kind: KindHandled, event: "e1", group: "extraspecialconsumer", instance: "21"},
+			},
+			want:           []Status{StatusDuplicate, StatusOK},
+			wantRedeliver:  []bool{false, false},
+			wantViolations: 1,
+		},
+		{
 			name: "records of other events and unknown types do not count",
 			records: []rec{
 				{kind: KindPublished, event: "e1"},
@@ -234,7 +259,7 @@ func TestTheTextReportNamesEachFailureAndSumsUp(t *testing.T) {
 		"FAIL event bad",
 		"consumer duplicate by 11,12 (redelivered);",
 		"extraspecialconsumer missing;",
-		"audit: 2 events x 2 types: 2 exactly once, 1 missing, 1 duplicated, 0 parked, 1 redelivered; 2 violations",
+		"audit: 2 events x 2 types: 2 exactly once, 1 missing, 1 duplicated, 0 parked, 0 replayed, 1 redelivered; 2 violations",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
@@ -242,5 +267,53 @@ func TestTheTextReportNamesEachFailureAndSumsUp(t *testing.T) {
 	}
 	if strings.Contains(text, "event good") {
 		t.Errorf("report lists an event that is OK:\n%s", text)
+	}
+}
+
+func TestAReplayedEventNamesWhoParkedItAndWhoHandledIt(t *testing.T) {
+	t.Parallel()
+	recs := build([]rec{
+		{kind: KindPublished, event: "e1"},
+		{kind: KindParked, event: "e1", group: "consumer", instance: "11", attempt: 4},
+		{kind: KindHandled, event: "e1", group: "consumer", instance: "12", attempt: 1},
+		{kind: KindHandled, event: "e1", group: "extraspecialconsumer", instance: "21"},
+	})
+
+	rep := Check(recs, groups)
+
+	got := rep.Events[0].Groups[0]
+	if !slices.Equal(got.ParkedBy, []string{"11"}) || !slices.Equal(got.Instances, []string{"12"}) {
+		t.Errorf("parked by %v and handled by %v, want [11] and [12]", got.ParkedBy, got.Instances)
+	}
+	if rep.Replayed != 1 || rep.Parked != 0 || rep.Violations != 0 || !rep.Events[0].OK() {
+		t.Errorf("replayed %d, parked %d, violations %d, ok %v; want 1, 0, 0, true",
+			rep.Replayed, rep.Parked, rep.Violations, rep.Events[0].OK())
+	}
+	var out bytes.Buffer
+	if err := rep.WriteText(&out, true); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{
+		"OK   event e1",
+		"consumer replayed by 12 (parked by 11);",
+		"0 parked, 1 replayed, 0 redelivered; 0 violations",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestAParkedEventNotYetReplayedNamesWhoParkedIt(t *testing.T) {
+	t.Parallel()
+	rep := Check(build([]rec{
+		{kind: KindPublished, event: "e1"},
+		{kind: KindParked, event: "e1", group: "consumer", instance: "11", attempt: 4},
+	}), groups)
+
+	got := rep.Events[0].Groups[0]
+	if got.Status != StatusParked || !slices.Equal(got.ParkedBy, []string{"11"}) || len(got.Instances) != 0 {
+		t.Errorf("got %+v, want parked by [11] and handled by nobody", got)
 	}
 }

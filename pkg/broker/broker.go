@@ -71,14 +71,17 @@ func unknownBackend(name string) error {
 }
 
 // connectWithRetry calls connect until it succeeds, ctx ends or timeout
-// passes, backing off between attempts and logging each failure once.
+// passes, backing off between attempts and logging each failure once. An
+// error that says the broker refused the login or access (see refused)
+// ends it at once, and so does ctx ending, reported as ErrInterrupted.
 func connectWithRetry[T any](
 	ctx context.Context,
 	timeout time.Duration,
 	logger *slog.Logger,
 	connect func() (T, error),
 ) (T, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	var zero T
+	timeoutCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	wait := 250 * time.Millisecond
@@ -87,11 +90,19 @@ func connectWithRetry[T any](
 		if err == nil {
 			return v, nil
 		}
+		if ctx.Err() != nil {
+			return zero, fmt.Errorf("%w, after %d attempts: %w", ErrInterrupted, attempt, err)
+		}
+		if refusal := refused(err); refusal != nil {
+			return zero, refusal
+		}
 
 		logger.Warn("broker not reachable, retrying", "attempt", attempt, "retry_in", wait, "error", err)
 		select {
-		case <-ctx.Done():
-			var zero T
+		case <-timeoutCtx.Done():
+			if ctx.Err() != nil {
+				return zero, fmt.Errorf("%w, after %d attempts: %w", ErrInterrupted, attempt, err)
+			}
 
 			return zero, fmt.Errorf("gave up after %d attempts in %s: %w", attempt, timeout, err)
 		case <-time.After(wait):

@@ -204,6 +204,7 @@ func (c Config) Validate() error {
 		if !slices.Contains(QueueTypes, c.AMQP.QueueType) {
 			bad("amqp.queue_type", "%q is not supported (valid: %s)", c.AMQP.QueueType, strings.Join(QueueTypes, ", "))
 		}
+		errs = append(errs, c.validateAMQPNames()...)
 	}
 	errs = append(errs, c.validateBackendSettings()...)
 

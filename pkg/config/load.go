@@ -50,10 +50,9 @@ func Load(path string, environ []string) (Config, string, error) {
 		}
 	}
 
-	if err := applyEnv(&cfg, env); err != nil {
-		return Config{}, path, err
-	}
-	if err := cfg.Validate(); err != nil {
+	// A value the environment gets wrong is reported with every problem of
+	// the rest, not on its own.
+	if err := errors.Join(applyEnv(&cfg, env), cfg.Validate()); err != nil {
 		return Config{}, path, fmt.Errorf("invalid config:\n%w", bulleted{err})
 	}
 
@@ -69,9 +68,24 @@ func readFile(path string, cfg *Config) error {
 		return fmt.Errorf("reading config file: %w", err)
 	}
 
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if err := checkWholeNumbers(&root); err != nil {
+		return fmt.Errorf("config file %s:\n%w", path, bulleted{err})
+	}
+
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+	err = dec.Decode(cfg)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err == nil {
+		err = onlyOneDocument(dec)
+	}
+	if err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
 
@@ -112,11 +126,7 @@ func applyEnv(cfg *Config, env map[string]string) error {
 			errs = append(errs, fmt.Errorf("%s: unknown setting (see configs/default.yaml for the valid ones)", name))
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid environment:\n%w", bulleted{errors.Join(errs...)})
-	}
-
-	return nil
+	return errors.Join(errs...)
 }
 
 // EnvName is the environment variable that overrides the field at path.

@@ -69,7 +69,15 @@ func Run(ctx context.Context, name string, args, environ []string, stderr io.Wri
 	}
 	logger.Info("starting", "version", Version, "config_file", file, "config", cfg)
 
-	if err := run(ctx, cfg, logger); err != nil {
+	err = run(ctx, cfg, logger)
+	// Ctrl-C while the service still waits for its broker is the user's
+	// choice, not a failure.
+	if errors.Is(err, broker.ErrInterrupted) && ctx.Err() != nil {
+		logger.Info("stopped while waiting for the broker", "reason", ctx.Err())
+
+		return nil
+	}
+	if err != nil {
 		logger.Error("stopped with error", "error", err)
 
 		return loggedError{err}
