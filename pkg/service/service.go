@@ -43,8 +43,15 @@ func Run(ctx context.Context, name string, args, environ []string, stderr io.Wri
 	configFile := flags.String("config", "",
 		"configuration file (default: $"+config.EnvFile+", else "+config.DefaultFile+" when present)")
 	showVersion := flags.Bool("version", false, "print the version on stdout and exit")
-	if err := flags.Parse(args); err != nil {
+	err := flags.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the usage is printed; asking for it is no failure
+	}
+	if err != nil {
 		return err
+	}
+	if flags.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: %s takes flags only (-h lists them)", flags.Args(), name)
 	}
 	if *showVersion {
 		_, err := fmt.Fprintln(os.Stdout, name, Version)

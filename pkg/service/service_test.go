@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/millrace/millrace/pkg/broker"
@@ -29,5 +30,42 @@ func TestRunRefusesTheInMemoryBackend(t *testing.T) {
 	}
 	if ran {
 		t.Fatal("the service ran on a backend that cannot reach the other services")
+	}
+}
+
+func TestRunChecksItsArguments(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string // "" means no error
+	}{
+		{name: "-h prints the usage and is no failure", args: []string{"-h"}},
+		{name: "an unknown flag is an error", args: []string{"-nope"}, wantErr: "flag provided but not defined: -nope"},
+		{name: "a stray argument is an error", args: []string{"extra"}, wantErr: `unexpected arguments ["extra"]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ran := false
+			run := func(context.Context, config.Config, *slog.Logger) error {
+				ran = true
+
+				return nil
+			}
+
+			err := service.Run(context.Background(), "publisher", tt.args, nil, io.Discard, run)
+
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Run = %v, want no error", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("Run = %v, want an error containing %q", err, tt.wantErr)
+			}
+			if ran {
+				t.Error("the service ran")
+			}
+		})
 	}
 }
