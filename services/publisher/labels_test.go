@@ -94,3 +94,30 @@ func TestHTTPMetricLabelsStayBoundedWhateverTheClientSends(t *testing.T) {
 		})
 	}
 }
+
+func TestOtherMethodsOnStuff(t *testing.T) {
+	tests := []struct {
+		name       string
+		method     string
+		wantStatus int
+	}{
+		{name: "PUT is refused with 405 and the allowed methods", method: http.MethodPut, wantStatus: http.StatusMethodNotAllowed},
+		{name: "a made-up method is refused with 405 and the allowed methods", method: "M123", wantStatus: http.StatusMethodNotAllowed},
+		{name: "OPTIONS answers 204 with the allowed methods", method: http.MethodOptions, wantStatus: http.StatusNoContent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h, _ := newObservedServer(t)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tt.method, "/stuff", nil))
+
+			if rec.Code != tt.wantStatus {
+				t.Errorf("status %d, want %d", rec.Code, tt.wantStatus)
+			}
+			if allow := rec.Header().Get("Allow"); !strings.Contains(allow, http.MethodPost) {
+				t.Errorf("Allow = %q, want it to list POST", allow)
+			}
+		})
+	}
+}
