@@ -27,6 +27,13 @@ func TestRunAllDoesWhatTheREADMESays(t *testing.T) {
 	brokertest.DeleteAMQPTopology(t, amqpURL, topic,
 		broker.QueueName(topic, "consumer"), broker.QueueName(topic, "extraspecialconsumer"))
 	addr := freeAddr(t)
+	// Free admin ports too: run-all stops every instance when one cannot
+	// take its port, and the default ones may be in use on a shared machine.
+	var adminPorts []string
+	for _, name := range []string{"consumer-1", "consumer-2", "extraspecialconsumer-1", "extraspecialconsumer-2"} {
+		_, port, _ := strings.Cut(freeAddr(t), ":")
+		adminPorts = append(adminPorts, name+"="+port)
+	}
 
 	cmd := exec.Command("go", "tool", "task", "run-all")
 	cmd.Dir = repoRoot
@@ -34,6 +41,7 @@ func TestRunAllDoesWhatTheREADMESays(t *testing.T) {
 		"MILLRACE_AMQP_URL="+amqpURL,
 		"MILLRACE_TOPIC="+topic,
 		"MILLRACE_PUBLISHER_LISTEN="+addr,
+		"RUN_ALL_ADMIN_PORTS="+strings.Join(adminPorts, " "),
 		"NO_COLOR=1", // Task colours its prefixes under CI=true otherwise
 	)
 	// Its own process group, so that the interrupt reaches every instance, as
