@@ -70,6 +70,13 @@ func Run(ctx context.Context, name string, args, environ []string, stderr io.Wri
 	logger.Info("starting", "version", Version, "config_file", file, "config", cfg)
 
 	if err := run(ctx, cfg, logger); err != nil {
+		// A stop asked for while still starting (Ctrl-C during the
+		// broker connect) ends what was under way: no failure.
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			logger.Info("stopped while starting", "reason", err)
+
+			return nil
+		}
 		logger.Error("stopped with error", "error", err)
 
 		return loggedError{err}
