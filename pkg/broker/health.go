@@ -16,8 +16,6 @@ import (
 // down; the backend keeps reconnecting on its own.
 var ErrNotConnected = errors.New("not connected to the broker (reconnecting)")
 
-var errCheckBusy = errors.New("the previous check is still waiting for the broker")
-
 // ReadyCheck returns a readiness check for pubsub, a publisher (group "")
 // or a subscriber of group built by this package: it passes while the
 // connection is up and the topology the service needs (the topic's exchange
@@ -62,30 +60,65 @@ func ReadyCheck(cfg config.Config, group string, pubsub any) (check func(context
 	}
 
 	c := amqpConfig(cfg, group)
-	var busy sync.Mutex
+
+	return shareInFlight(func(ctx context.Context) error {
+		conn, err := live(ctx)
+		if err != nil {
+			return err
+		}
+
+		return declareAMQPTopologyOn(conn, c, cfg.Topic, groups)
+	}), true
+}
+
+// flight is one run of a check, the ctx it runs with and, once done is
+// closed, its result.
+type flight struct {
+	ctx  context.Context
+	done chan struct{}
+	err  error
+}
+
+// shareInFlight wraps check so that at most one run is in flight: a caller
+// that arrives while one runs waits for that run's result instead of starting
+// another, each caller bounded by its own ctx. A connection that died without
+// the client noticing yet can block a declare until the heartbeat times out;
+// callers still answer by their deadline and the run finishes in the
+// background. A run whose ctx (its starter's) has ended is no answer for a
+// caller whose ctx is still live: that caller starts a run of its own.
+func shareInFlight(check func(context.Context) error) func(context.Context) error {
+	var (
+		mu      sync.Mutex
+		current *flight
+	)
 
 	return func(ctx context.Context) error {
-		// A connection that died without the client noticing yet can block a
-		// declare until the heartbeat times out: answer by ctx's deadline and
-		// let at most one such check wait in the background.
-		if !busy.TryLock() {
-			return errCheckBusy
-		}
-		done := make(chan error, 1)
-		go func() {
-			defer busy.Unlock()
-			conn, err := live(ctx)
-			if err == nil {
-				err = declareAMQPTopologyOn(conn, c, cfg.Topic, groups)
+		for {
+			mu.Lock()
+			f := current
+			if f == nil {
+				f = &flight{ctx: ctx, done: make(chan struct{})}
+				current = f
+				go func() {
+					f.err = check(ctx)
+					mu.Lock()
+					current = nil
+					mu.Unlock()
+					close(f.done)
+				}()
 			}
-			done <- err
-		}()
+			mu.Unlock()
 
-		select {
-		case err := <-done:
-			return err
-		case <-ctx.Done():
-			return fmt.Errorf("declaring topology: %w", ctx.Err())
+			select {
+			case <-f.done:
+				if f.err != nil && f.ctx.Err() != nil && ctx.Err() == nil {
+					continue
+				}
+
+				return f.err
+			case <-ctx.Done():
+				return fmt.Errorf("declaring topology: %w", ctx.Err())
+			}
 		}
-	}, true
+	}
 }

@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -36,8 +37,26 @@ func NewHTTPMetrics(reg *Registry) (*HTTPMetrics, error) {
 }
 
 // Observe records one answered request. route is the route pattern, not the
-// raw path, so that the number of series stays bounded.
+// raw path, so that the number of series stays bounded; for the same reason
+// a method that is not a standard HTTP method is counted as "OTHER".
 func (m *HTTPMetrics) Observe(method, route string, code int, took time.Duration) {
+	method = methodLabel(method)
 	m.requests.WithLabelValues(method, route, strconv.Itoa(code)).Inc()
 	m.duration.WithLabelValues(method, route).Observe(took.Seconds())
+}
+
+// otherMethod is the method label of every request whose method is not a
+// standard one: a client chooses the method, so taking it as-is would let
+// any client create series without bound.
+const otherMethod = "OTHER"
+
+// methodLabel returns method if it is a standard HTTP method, else otherMethod.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+
+	return otherMethod
 }

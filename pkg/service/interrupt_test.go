@@ -35,7 +35,7 @@ func TestAnInterruptionWhileWaitingForTheBrokerIsNoFailure(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run returned %v, want nil (exit 0)", err)
 	}
-	if !strings.Contains(stderr.String(), "stopped while waiting for the broker") {
+	if !strings.Contains(stderr.String(), "stopped while starting") {
 		t.Errorf("the log does not say why it stopped:\n%s", stderr.String())
 	}
 	if strings.Contains(stderr.String(), "gave up") {

@@ -77,10 +77,10 @@ func Run(ctx context.Context, name string, args, environ []string, stderr io.Wri
 	logger.Info("starting", "version", Version, "config_file", file, "config", cfg)
 
 	err = run(ctx, cfg, logger)
-	// Ctrl-C while the service still waits for its broker is the user's
-	// choice, not a failure.
-	if errors.Is(err, broker.ErrInterrupted) && ctx.Err() != nil {
-		logger.Info("stopped while waiting for the broker", "reason", ctx.Err())
+	// A stop asked for while the service still starts (Ctrl-C while it
+	// waits for its broker) ends what was under way: no failure.
+	if ctx.Err() != nil && (errors.Is(err, broker.ErrInterrupted) || errors.Is(err, context.Canceled)) {
+		logger.Info("stopped while starting", "reason", ctx.Err())
 
 		return nil
 	}

@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -65,6 +66,40 @@ func TestRunChecksItsArguments(t *testing.T) {
 			}
 			if ran {
 				t.Error("the service ran")
+			}
+		})
+	}
+}
+
+func TestRunWhenStoppedWhileStarting(t *testing.T) {
+	errBroker := errors.New("broker refused")
+
+	tests := []struct {
+		name    string
+		runErr  func(ctx context.Context) error
+		wantErr error
+	}{
+		{
+			name:   "a start cut short by the stop signal is a clean stop",
+			runErr: func(ctx context.Context) error { return fmt.Errorf("connecting to broker: %w", ctx.Err()) },
+		},
+		{
+			name:    "a failure of its own while stopping is still a failure",
+			runErr:  func(context.Context) error { return errBroker },
+			wantErr: errBroker,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			run := func(ctx context.Context, _ config.Config, _ *slog.Logger) error { return tt.runErr(ctx) }
+
+			err := service.Run(ctx, "consumer", nil, nil, io.Discard, run)
+
+			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Run = %v, want %v", err, tt.wantErr)
 			}
 		})
 	}

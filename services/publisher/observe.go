@@ -21,8 +21,8 @@ import (
 	"github.com/millrace/millrace/pkg/observe"
 )
 
-// Correlation headers: a request's ID comes in either, and goes back in the
-// one it came in, and always in X-Request-ID.
+// Correlation headers: a request's ID comes in either (X-Request-ID wins),
+// and goes back in X-Request-ID and in X-Correlation-ID if one came in.
 const (
 	headerRequestID     = echo.HeaderXRequestID
 	headerCorrelationID = echo.HeaderXCorrelationID
@@ -40,31 +40,41 @@ const readyTimeout = 2 * time.Second
 
 var errShuttingDown = errors.New("shutting down")
 
-// correlate gives every request a correlation ID: the client's X-Request-ID
-// or X-Correlation-ID, else a fresh UUID. It answers it in the response
-// headers and keeps it for the event and the request's log line. An ID that
-// is too long or not plain visible ASCII is refused with 400.
+// correlate gives every request a correlation ID: the client's X-Request-ID,
+// else its X-Correlation-ID, else a fresh UUID. It answers it in
+// X-Request-ID, and also in X-Correlation-ID when the request had one, and
+// keeps it for the event and the request's log line. Each of the two
+// headers that is sent must be 1 to 128 visible ASCII characters, even the
+// one that loses to X-Request-ID, or the request is refused with 400 naming
+// it. Probes and scrapes skip all this: no request header may fail them.
 func correlate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		req, res := c.Request(), c.Response()
-		header := headerRequestID
-		id := req.Header.Get(headerRequestID)
-		if id == "" {
-			if id = req.Header.Get(headerCorrelationID); id != "" {
-				header = headerCorrelationID
-			}
+		if isProbe(c) {
+			return next(c)
 		}
 
+		req, res := c.Request(), c.Response()
+		var id string
+		for _, header := range []string{headerRequestID, headerCorrelationID} {
+			v := req.Header.Get(header)
+			if v == "" {
+				continue
+			}
+			if !validCorrelationID(v) {
+				return echo.NewHTTPError(http.StatusBadRequest,
+					header+" must be 1 to 128 visible ASCII characters (no spaces)")
+			}
+			if id == "" {
+				id = v
+			}
+		}
 		if id == "" {
 			id = uuid.NewString()
-		} else if !validCorrelationID(id) {
-			return echo.NewHTTPError(http.StatusBadRequest,
-				header+" must be 1 to 128 visible ASCII characters (no spaces)")
 		}
 
 		c.Set(ctxCorrelationID, id)
 		res.Header().Set(headerRequestID, id)
-		if header == headerCorrelationID {
+		if req.Header.Get(headerCorrelationID) != "" {
 			res.Header().Set(headerCorrelationID, id)
 		}
 

@@ -195,7 +195,7 @@ func startRunAll(t *testing.T, env []string) *process {
 	t.Helper()
 	cmd := exec.Command("go", "tool", "task", "run-all")
 	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), "RUN_ALL_ADMIN_PORTS="+freeAdminPorts(t)), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	runAll := run(t, "run-all", cmd)
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) })

@@ -34,6 +34,7 @@ func TestRunAllDoesWhatTheREADMESays(t *testing.T) {
 		"MILLRACE_AMQP_URL="+amqpURL,
 		"MILLRACE_TOPIC="+topic,
 		"MILLRACE_PUBLISHER_LISTEN="+addr,
+		"RUN_ALL_ADMIN_PORTS="+freeAdminPorts(t),
 		"NO_COLOR=1", // Task colours its prefixes under CI=true otherwise
 	)
 	// Its own process group, so that the interrupt reaches every instance, as
@@ -96,4 +97,18 @@ func TestRunAllDoesWhatTheREADMESays(t *testing.T) {
 	if t.Failed() {
 		t.Logf("run-all output:\n%s\n%s", strings.Join(runAll.lines(), "\n"), runAll.stderrText())
 	}
+}
+
+// freeAdminPorts is a RUN_ALL_ADMIN_PORTS value of free ports: run-all stops
+// every instance when one cannot take its port, and the default ones may be
+// in use on a shared machine.
+func freeAdminPorts(t *testing.T) string {
+	t.Helper()
+	var ports []string
+	for _, name := range []string{"consumer-1", "consumer-2", "extraspecialconsumer-1", "extraspecialconsumer-2"} {
+		_, port, _ := strings.Cut(freeAddr(t), ":")
+		ports = append(ports, name+"="+port)
+	}
+
+	return strings.Join(ports, " ")
 }
