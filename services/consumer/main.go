@@ -21,5 +21,5 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	return worker.Run(ctx, cfg, group, newHandler(os.Stdout, os.Getpid()), logger)
+	return worker.Run(ctx, cfg, group, worker.PrintHandler(os.Stdout, "Consumer", os.Getpid()), logger)
 }

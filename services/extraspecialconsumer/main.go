@@ -22,5 +22,5 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	return worker.Run(ctx, cfg, group, newHandler(os.Stdout, os.Getpid()), logger)
+	return worker.Run(ctx, cfg, group, worker.PrintHandler(os.Stdout, "Extra Special Consumer", os.Getpid()), logger)
 }
