@@ -103,9 +103,9 @@ func (p *pipeline) stop() error {
 			errs = append(errs, fmt.Errorf("%s: %w", p.procs[i].name, err))
 		}
 	}
-	queues := make([]string, 0, numTypes)
+	queues := make([]string, 0, 2*numTypes)
 	for _, name := range typeNames {
-		queues = append(queues, broker.QueueName(p.topic, name))
+		queues = append(queues, broker.QueueName(p.topic, name), broker.PoisonQueue(p.topic, name))
 	}
 	if err := deleteTopology(p.o.amqpURL, p.topic, queues); err != nil {
 		errs = append(errs, err)
@@ -222,7 +222,9 @@ func drain(ctx context.Context, c *collector, timeout, idle time.Duration) {
 	}
 }
 
-// deleteTopology removes a bench topic's exchange and queues.
+// deleteTopology removes a bench topic's exchange, its audit exchange (left
+// when the services ran with the audit trail on) and queues. Deleting what
+// does not exist succeeds.
 func deleteTopology(amqpURL, exchange string, queues []string) error {
 	conn, err := amqp091.Dial(amqpURL)
 	if err != nil {
@@ -241,8 +243,10 @@ func deleteTopology(amqpURL, exchange string, queues []string) error {
 			errs = append(errs, fmt.Errorf("deleting queue %s: %w", q, err))
 		}
 	}
-	if err := ch.ExchangeDelete(exchange, false, false); err != nil {
-		errs = append(errs, fmt.Errorf("deleting exchange %s: %w", exchange, err))
+	for _, x := range []string{exchange, exchange + ".audit"} {
+		if err := ch.ExchangeDelete(x, false, false); err != nil {
+			errs = append(errs, fmt.Errorf("deleting exchange %s: %w", x, err))
+		}
 	}
 
 	return errors.Join(errs...)

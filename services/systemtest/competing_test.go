@@ -24,6 +24,16 @@ var seedLine = regexp.MustCompile(`^(Consumer|Extra Special Consumer) \(Instance
 
 func TestEachEventIsHandledOnceByEachTypeAndInstancesShareTheWork(t *testing.T) {
 	amqpURL := brokertest.RequireAMQP(t)
+	// Classic queues, the default, and quorum queues, which a RabbitMQ
+	// cluster replicates (amqp.queue_type); a single node runs them too.
+	for _, queueType := range []string{"classic", "quorum"} {
+		t.Run(queueType+" queues", func(t *testing.T) {
+			testCompeting(t, amqpURL, queueType)
+		})
+	}
+}
+
+func testCompeting(t *testing.T, amqpURL, queueType string) {
 	topic := brokertest.Topic(t)
 	groups := []string{"consumer", "extraspecialconsumer"}
 	brokertest.DeleteAMQPTopology(t, amqpURL, topic,
@@ -32,6 +42,7 @@ func TestEachEventIsHandledOnceByEachTypeAndInstancesShareTheWork(t *testing.T) 
 	addr := freeAddr(t)
 	env := []string{
 		"MILLRACE_AMQP_URL=" + amqpURL,
+		"MILLRACE_AMQP_QUEUE_TYPE=" + queueType,
 		"MILLRACE_TOPIC=" + topic,
 		"MILLRACE_PUBLISHER_LISTEN=" + addr,
 	}
