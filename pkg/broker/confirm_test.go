@@ -31,26 +31,6 @@ func testConfig(url, topic string, groups ...string) config.Config {
 	return cfg
 }
 
-func queueDepth(t *testing.T, url, queue string) int {
-	t.Helper()
-	conn, err := amqp091.Dial(url)
-	if err != nil {
-		t.Fatalf("dialing: %v", err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatalf("opening channel: %v", err)
-	}
-	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	if err != nil {
-		t.Fatalf("inspecting queue %s: %v", queue, err)
-	}
-
-	return q.Messages
-}
-
 func newEvent(ctx context.Context, body string) *message.Message {
 	msg := events.New([]byte(body), "text/plain", time.Now())
 	msg.SetContext(ctx)
@@ -119,7 +99,7 @@ func TestConfirmPublisher(t *testing.T) {
 				return
 			}
 			for _, q := range queues {
-				if n := queueDepth(t, url, q); n != 1 {
+				if n := brokertest.QueueDepth(t, url, q); n != 1 {
 					t.Errorf("queue %s holds %d events, want 1", q, n)
 				}
 			}

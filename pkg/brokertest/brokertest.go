@@ -5,6 +5,7 @@
 package brokertest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -105,6 +106,34 @@ func DeleteAMQPTopology(t testing.TB, amqpURL, topic string, queues ...string) {
 			}
 		}
 	})
+}
+
+// QueueDepth returns how many messages wait in queue on the broker at
+// amqpURL, not counting those handed out to a consumer; 0 while the queue
+// does not exist (yet).
+func QueueDepth(t testing.TB, amqpURL, queue string) int {
+	t.Helper()
+	conn, err := amqp091.Dial(amqpURL)
+	if err != nil {
+		t.Fatalf("dialing: %v", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("opening channel: %v", err)
+	}
+	defer ch.Close()
+
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	var amqpErr *amqp091.Error
+	if errors.As(err, &amqpErr) && amqpErr.Code == amqp091.NotFound {
+		return 0
+	}
+	if err != nil {
+		t.Fatalf("inspecting queue %s: %v", queue, err)
+	}
+
+	return q.Messages
 }
 
 func hostPort(rawURL, defaultPort string) string {

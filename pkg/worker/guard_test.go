@@ -86,31 +86,6 @@ func rawPublish(t *testing.T, url, queue string, p amqp091.Publishing) {
 	}
 }
 
-// depth is how many events wait in queue, not counting those handed out.
-func depth(t *testing.T, url, queue string) int {
-	t.Helper()
-	conn, err := amqp091.Dial(url)
-	if err != nil {
-		t.Fatalf("dialing: %v", err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatalf("opening channel: %v", err)
-	}
-	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	var amqpErr *amqp091.Error
-	if errors.As(err, &amqpErr) && amqpErr.Code == amqp091.NotFound {
-		return 0 // the worker has not declared it yet
-	}
-	if err != nil {
-		t.Fatalf("inspecting queue %s: %v", queue, err)
-	}
-
-	return q.Messages
-}
-
 // waitFor polls cond until it holds or 20s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -182,12 +157,12 @@ func TestUndecodableAndFailingEventsAreHandledOrParkedOnce(t *testing.T) {
 
 			waitFor(t, "the handler calls", func() bool { return c.get(tt.body) >= tt.wantCalls })
 			if tt.wantParked > 0 {
-				waitFor(t, "the parked event", func() bool { n := depth(t, url, poison); return n >= tt.wantParked })
+				waitFor(t, "the parked event", func() bool { n := brokertest.QueueDepth(t, url, poison); return n >= tt.wantParked })
 			}
 			// Once the worker has stopped, an event it did not ack is back in
 			// the queue: an empty queue means it was acked, not looping.
 			stop()
-			if n := depth(t, url, queue); n != 0 {
+			if n := brokertest.QueueDepth(t, url, queue); n != 0 {
 				t.Errorf("group's queue holds %d events after the worker stopped, want 0", n)
 			}
 
@@ -252,7 +227,7 @@ func TestReplayPutsParkedEventsBackForTheirGroupOnly(t *testing.T) {
 	if err := pub.Publish(topic, msg); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
-	waitFor(t, "the parked event", func() bool { n := depth(t, url, poison); return n == 1 })
+	waitFor(t, "the parked event", func() bool { n := brokertest.QueueDepth(t, url, poison); return n == 1 })
 
 	mu.Lock()
 	failing = false
@@ -263,11 +238,11 @@ func TestReplayPutsParkedEventsBackForTheirGroupOnly(t *testing.T) {
 	}
 	key := "replay me\r\n\x00/replay-id"
 	waitFor(t, "the replayed event to be handled", func() bool { return c.get(key) == 2 })
-	waitFor(t, "the group's queue to drain", func() bool { n := depth(t, url, queue); return n == 0 })
-	if n := depth(t, url, poison); n != 0 {
+	waitFor(t, "the group's queue to drain", func() bool { n := brokertest.QueueDepth(t, url, queue); return n == 0 })
+	if n := brokertest.QueueDepth(t, url, poison); n != 0 {
 		t.Errorf("poison queue holds %d events after replay, want 0", n)
 	}
-	if n := depth(t, url, other); n != 1 {
+	if n := brokertest.QueueDepth(t, url, other); n != 1 {
 		t.Errorf("the other group's queue holds %d events, want its 1 original", n)
 	}
 	if _, err := broker.ReplayPoison(ctx, cfg, group, 10); !errors.Is(err, broker.ErrPoisonEmpty) {
