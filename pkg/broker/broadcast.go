@@ -69,6 +69,26 @@ func NewBroadcastPublisher(ctx context.Context, cfg config.Config, topic string,
 	return pub, nil
 }
 
+// NewAuditPublisher connects the publisher of the audit trail (records for
+// the live page and the delivery audit on cfg.AuditTopic()), or returns nil
+// and logs why there is none: the trail is off (audit.enabled), or the
+// backend has no broadcast.
+func NewAuditPublisher(ctx context.Context, cfg config.Config, logger *slog.Logger) (message.Publisher, error) {
+	if !cfg.Audit.Enabled {
+		logger.Info("audit trail off (audit.enabled): no records for the live page and the audit")
+
+		return nil, nil
+	}
+	pub, err := NewBroadcastPublisher(ctx, cfg, cfg.AuditTopic(), logger)
+	if errors.Is(err, ErrBroadcastUnsupported) {
+		logger.Info("no audit records on this backend: the live page and the audit need amqp", "backend", cfg.Backend)
+
+		return nil, nil
+	}
+
+	return pub, err
+}
+
 // BroadcastQueuePrefix starts the name of every viewer queue on AMQP.
 const BroadcastQueuePrefix = "viewer."
 

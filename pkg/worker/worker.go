@@ -128,19 +128,13 @@ func middlewareStack(
 	instance := strconv.Itoa(logging.Instance())
 
 	// Records of handled and parked events, for the live page and the audit.
-	var auditPub message.Publisher
-	if cfg.Audit.Enabled {
-		auditPub, err = broker.NewBroadcastPublisher(ctx, cfg, cfg.AuditTopic(), logger)
-	}
-	switch {
-	case !cfg.Audit.Enabled:
-		logger.Info("audit trail off (audit.enabled): no records for the live page and the audit")
-	case errors.Is(err, broker.ErrBroadcastUnsupported):
-		auditPub = nil
-		logger.Info("no audit records on this backend: the live page and the audit need amqp", "backend", cfg.Backend)
-	case err != nil:
+	auditPub, err := broker.NewAuditPublisher(ctx, cfg, logger)
+	if err != nil {
+		closeStack()
+
 		return nil, nil, err
-	default:
+	}
+	if auditPub != nil {
 		closers = append(closers, func() { closeLogged(auditPub, "closing audit publisher", logger) })
 	}
 

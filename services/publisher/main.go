@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/millrace/millrace/pkg/broker"
 	"github.com/millrace/millrace/pkg/config"
 	"github.com/millrace/millrace/pkg/service"
@@ -39,20 +37,13 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	pub = timedPub
 	// Every confirmed event is also recorded on the audit topic, for the
 	// live page and the delivery audit. Closing it closes what it wraps.
-	var records message.Publisher
-	if cfg.Audit.Enabled {
-		records, err = broker.NewBroadcastPublisher(ctx, cfg, cfg.AuditTopic(), logger)
-	}
-	switch {
-	case !cfg.Audit.Enabled:
-		logger.Info("audit trail off (audit.enabled): the live page shows no events")
-	case errors.Is(err, broker.ErrBroadcastUnsupported):
-		logger.Info("no audit records on this backend: the live page and the audit need amqp", "backend", cfg.Backend)
-	case err != nil:
+	records, err := broker.NewAuditPublisher(ctx, cfg, logger)
+	if err != nil {
 		_ = pub.Close()
 
 		return err
-	default:
+	}
+	if records != nil {
 		pub = withAuditTrail(pub, records, cfg, logger)
 	}
 	defer func() {
